@@ -1,0 +1,83 @@
+"""``python -m server``: run the game server (see --help)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvloop
+
+from .app import serve
+from .config import Config
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    d = Config()
+    p = argparse.ArgumentParser(
+        prog="python -m server",
+        description="Authoritative real-time Pong server: HTTP lobbies, "
+        "WebSocket play, SQLite results.",
+    )
+    p.add_argument("--host", default=d.host, help="address to listen on (%(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="port (%(default)s)")
+    p.add_argument(
+        "--data-dir", type=Path, default=d.data_dir, help="data folder (%(default)s)"
+    )
+    p.add_argument("--db", type=Path, help="SQLite file (default: DATA_DIR/server.db)")
+    p.add_argument(
+        "--tick-rate", type=int, default=d.tick_rate, help="ticks/s (%(default)s)"
+    )
+    p.add_argument(
+        "--points-to-win",
+        type=int,
+        default=d.points_to_win,
+        help="default points that win a round (%(default)s)",
+    )
+    p.add_argument("--cert", type=Path, help="TLS certificate chain (PEM)")
+    p.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    p.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="no TLS, for running behind a reverse proxy that terminates it",
+    )
+    p.add_argument(
+        "--public-url",
+        help="base URL clients reach the server at, if not https://HOST:PORT",
+    )
+    p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
+    a = p.parse_args(argv)
+    if (a.cert is None) != (a.key is None):
+        p.error("--cert and --key go together")
+    if not 1 <= a.tick_rate <= 1000:
+        p.error("--tick-rate is 1..1000")
+    if not 1 <= a.points_to_win <= 99:
+        p.error("--points-to-win is 1..99")
+    return Config(
+        host=a.host,
+        port=a.port,
+        data_dir=a.data_dir,
+        db_path=a.db,
+        tls=not a.plain_http,
+        cert_file=a.cert,
+        key_file=a.key,
+        public_url=a.public_url,
+        tick_rate=a.tick_rate,
+        points_to_win=a.points_to_win,
+        log_level=a.log_level.upper(),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=config.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # yoyo reports every step of every migration at INFO; the store says more.
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    uvloop.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()

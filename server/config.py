@@ -1,0 +1,50 @@
+"""Server settings: one frozen value built from defaults and the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    host: str = "localhost"
+    port: int = 8443
+    data_dir: Path = Path("data")
+    db_path: Path | None = None  # default: <data_dir>/server.db
+    tls: bool = True
+    cert_file: Path | None = None  # default: a self-signed pair under data_dir
+    key_file: Path | None = None
+    public_url: str | None = None  # base URL clients reach us at, e.g. behind a proxy
+    tick_rate: int = 60
+    points_to_win: int = 5
+    max_players: int = 4
+
+    # Limits. Each one says what happens at the bound where it is enforced.
+    max_body: int = 16 * 1024  # HTTP body bytes; more is answered 413
+    max_header: int = 8 * 1024  # request line + headers; more is answered 431
+    max_frame: int = 4 * 1024  # WebSocket message bytes; more closes with 1009
+    max_send_buffer: int = 256 * 1024  # per socket; snapshots are dropped above
+    max_lobbies: int = 10_000  # open lobbies in memory; more is answered 503
+    max_catchup_ticks: int = 5  # ticks replayed after a stall; the rest skipped
+    hello_timeout: float = 10.0  # seconds a socket has to authenticate
+    log_level: str = "INFO"
+
+    @property
+    def database(self) -> Path:
+        return self.db_path if self.db_path is not None else self.data_dir / "server.db"
+
+    @property
+    def base_url(self) -> str:
+        """The http(s) URL clients use; ``public_url`` wins when set."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        base = self.base_url
+        if base.startswith("https://"):
+            return "wss://" + base[len("https://") :] + "/ws/"
+        return "ws://" + base.removeprefix("http://") + "/ws/"

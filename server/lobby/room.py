@@ -1,0 +1,195 @@
+"""A running game: one simulation, the inputs for it, the sockets that hear it.
+
+Theory of operation. The tick scheduler calls ``Room.tick`` once per server
+tick. Inputs arrive between ticks through ``submit``; each seat keeps only its
+latest move and sequence number, so however many inputs a client sends, one
+move per seat is applied per tick (protocol.md, "Inputs"). ``tick`` steps the
+simulation with those moves, turns its events into messages, serializes one
+snapshot for the whole room and hands the same bytes to every socket in the
+audience. Nothing here awaits or touches the store: round and game results go
+to the ``RoomListener``, which writes them after the tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .. import protocol
+from ..sim.game import Game, GameEnded, RoundEnded, RoundStarted
+from ..sim.pong import Scored
+from ..sim.tournament import RoundResult, Standing
+from .endpoint import Endpoint
+
+
+class RoomListener(Protocol):
+    def round_ended(self, room: Room, result: RoundResult) -> None: ...
+
+    def game_ended(
+        self, room: Room, winner: int, standings: tuple[Standing, ...]
+    ) -> None: ...
+
+
+class Room:
+    """One game in play. Seats here are game seats, 0..n-1, in join order."""
+
+    def __init__(
+        self,
+        game_id: str,
+        mode: str,
+        game: Game,
+        names: Sequence[str],
+        listener: RoomListener,
+    ) -> None:
+        n = game.n_players
+        self.game_id = game_id
+        self.mode = mode
+        self.game = game
+        self.names = list(names)
+        self.listener = listener
+        self.moves = [0.0] * n
+        self.seqs = [0] * n  # latest input sequence received per seat
+        self.acks = [0] * n  # sequence of the input applied at the last tick
+        self.audience: list[Endpoint] = []
+        self.finished = False
+        self.error: BaseException | None = None
+        self.dropped_snapshots = 0
+
+    # Inputs --------------------------------------------------------------
+
+    def submit(self, seat: int, seq: int, move: float) -> bool:
+        """Buffer one input for the next tick; False if it is stale.
+
+        Inputs with a sequence number not above the last one seen are old or
+        repeated and are ignored, so reordering cannot move a paddle back.
+        """
+        if seq <= self.seqs[seat]:
+            return False
+        self.seqs[seat] = seq
+        self.moves[seat] = move
+        return True
+
+    def is_playing(self, seat: int) -> bool:
+        game = self.game
+        return not game.finished and seat in (game.left_seat, game.right_seat)
+
+    # The tick ------------------------------------------------------------
+
+    def tick(self, server_tick: int) -> None:
+        game = self.game
+        events = game.step(self.moves)
+        if events:
+            self._on_events(events)
+        if self.finished:
+            return
+
+        left, right = game.left_seat, game.right_seat
+        seqs, acks = self.seqs, self.acks
+        acks[left] = seqs[left]
+        acks[right] = seqs[right]
+        r = game.round
+        py = r.paddle_y
+        score = r.score
+        data = protocol.pack_snapshot(
+            server_tick,
+            game.round_index,
+            (r.ball_x, r.ball_y, r.ball_vx, r.ball_vy),
+            (py[0], py[1]),
+            (score[0], score[1]),
+            (acks[left], acks[right]),
+        )
+        for endpoint in self.audience:
+            if not endpoint.send_snapshot(data):
+                self.dropped_snapshots += 1
+
+    def _on_events(self, events: tuple[object, ...]) -> None:
+        for event in events:
+            if isinstance(event, RoundStarted):
+                self.broadcast(
+                    protocol.pack(
+                        [
+                            protocol.ROUND_START,
+                            {
+                                "round": event.index,
+                                "left": event.left,
+                                "right": event.right,
+                                "left_name": self.names[event.left],
+                                "right_name": self.names[event.right],
+                            },
+                        ]
+                    )
+                )
+            elif isinstance(event, Scored):
+                game = self.game
+                scorer = game.left_seat if event.side == 0 else game.right_seat
+                self.broadcast(
+                    protocol.pack(
+                        [
+                            protocol.POINT,
+                            {
+                                "round": game.round_index,
+                                "side": event.side,
+                                "seat": scorer,
+                                "score": list(event.score),
+                            },
+                        ]
+                    )
+                )
+            elif isinstance(event, RoundEnded):
+                self.broadcast(protocol.pack([protocol.ROUND_END, round_view(event.result)]))
+                self.listener.round_ended(self, event.result)
+            elif isinstance(event, GameEnded):
+                self.finished = True
+                self.listener.game_ended(self, event.winner, event.standings)
+
+    def broadcast(self, data: bytes) -> None:
+        for endpoint in self.audience:
+            endpoint.send(data)
+
+    # Views ---------------------------------------------------------------
+
+    def start_message(self, you: list[int]) -> bytes:
+        """GAME_START for one socket; ``you`` lists the seats it drives."""
+        game = self.game
+        return protocol.pack(
+            [
+                protocol.GAME_START,
+                {
+                    "game_id": self.game_id,
+                    "mode": self.mode,
+                    "seed": game.seed,
+                    "rules": game.rules.to_wire(),
+                    "players": [
+                        {"seat": i, "name": name} for i, name in enumerate(self.names)
+                    ],
+                    "rounds": [list(pair) for pair in game.schedule],
+                    "you": you,
+                },
+            ]
+        )
+
+
+def round_view(result: RoundResult) -> dict[str, object]:
+    return {
+        "round": result.index,
+        "left": result.left,
+        "right": result.right,
+        "score": list(result.score),
+        "winner": result.winner,
+        "forfeit": result.forfeit,
+    }
+
+
+def standings_view(
+    standings: Sequence[Standing], names: Sequence[str]
+) -> list[dict[str, object]]:
+    return [
+        {
+            "seat": s.seat,
+            "name": names[s.seat],
+            "wins": s.wins,
+            "points_for": s.points_for,
+            "points_against": s.points_against,
+        }
+        for s in standings
+    ]

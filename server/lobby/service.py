@@ -1,0 +1,789 @@
+"""Lobbies, seats, tokens and games: the rules the HTTP API and sockets share.
+
+Theory of operation. Every lobby in play lives in memory in ``lobbies``; the
+store holds the record of it. A change that the client will be told about is
+written to the store first and applied in memory second, so an answer of
+"done" always means "saved". Checks that decide a race (the last seat, a
+second start) run synchronously in memory before the write, with a
+reservation the write either confirms or rolls back, so exactly one of two
+racing requests wins without a lock.
+
+A token opens exactly one thing: a seat in a lobby (remote play) or a local
+game (one socket for every seat). ``_tokens`` maps the token's hash to it;
+the token itself is never kept. Sockets present the token in their first
+message and are bound to what it opens, never to a name or an ID they send.
+
+Results are written outside the tick: the room reports a finished round or
+game, and ``_persist`` queues the write as a task chained after the room's
+previous write, so a game's rows land in order and the final GAME_END goes
+out only once the game is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import protocol
+from ..config import Config
+from ..errors import ClientError, InternalError
+from ..protocol import Input
+from ..sim.game import Game
+from ..sim.rules import Rules
+from ..sim.tournament import RoundResult, Standing, standings
+from ..store import (
+    DuplicateIdError,
+    GamePlayerRecord,
+    GameRecord,
+    LobbyRecord,
+    MemberRecord,
+    PlayerRecord,
+    RoundRecord,
+    Store,
+)
+from . import ids
+from .endpoint import Endpoint
+from .lobby import CLOSED, MAX_NAME, OPEN, STARTED, STARTING, Lobby, Member
+from .room import Room, round_view, standings_view
+from .scheduler import TickScheduler
+
+logger = logging.getLogger(__name__)
+
+MAX_LOCAL_PLAYERS = 8
+ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
+
+
+@dataclass(slots=True, eq=False)
+class LocalGame:
+    room: Room
+    token_hash: bytes
+    endpoint: Endpoint | None = None
+    started: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Session:
+    """What one authenticated socket acts for."""
+
+    endpoint: Endpoint
+    lobby: Lobby | None = None
+    member: Member | None = None
+    local: LocalGame | None = None
+    bad_frames: int = 0
+
+
+@dataclass(slots=True)
+class Counters:
+    lobbies_created: int = 0
+    games_started: int = 0
+    games_finished: int = 0
+    games_failed: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def clean_name(value: str, what: str) -> str:
+    """A player name as we keep it: NFC, trimmed, 1..MAX_NAME printable chars."""
+    name = unicodedata.normalize("NFC", value).strip()
+    if not name:
+        raise ClientError("invalid_field", f"{what} is empty")
+    if len(name) > MAX_NAME - 3:  # room for a "#NN" suffix
+        raise ClientError("invalid_field", f"{what} is longer than {MAX_NAME - 3}")
+    if any(unicodedata.category(c)[0] == "C" for c in name):
+        raise ClientError("invalid_field", f"{what} has control characters")
+    return name
+
+
+class LobbyService:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.rules = Rules(tick_rate=config.tick_rate)
+        self.rules.validate()
+        self.scheduler = TickScheduler(
+            config.tick_rate, config.max_catchup_ticks, self._room_failed
+        )
+        self.lobbies: dict[str, Lobby] = {}
+        self.rooms: dict[str, Room] = {}  # running games by game id
+        self.counters = Counters()
+        self._tokens: dict[bytes, tuple[Lobby, Member] | LocalGame] = {}
+        self._lobby_of_room: dict[str, Lobby] = {}
+        self._seat_maps: dict[str, dict[int, int]] = {}  # game id -> lobby->game
+        self._saving: dict[str, asyncio.Future[None]] = {}
+
+    # Start and stop -------------------------------------------------------
+
+    async def open(self) -> None:
+        """Recover from the last run, load open lobbies, start the clock."""
+        interrupted = await self.store.interrupt_unfinished_games(time.time())
+        if interrupted:
+            logger.warning("marked %d unfinished games interrupted", interrupted)
+        for record in await self.store.load_open_lobbies():
+            self._load_lobby(record)
+        logger.info("loaded %d open lobbies", len(self.lobbies))
+        self.scheduler.start()
+
+    async def close(self) -> None:
+        """Interrupt running games, store them, close every socket."""
+        self.scheduler.stop()
+        now = time.time()
+        for room in list(self.rooms.values()):
+            room.finished = True
+            await self._wait_saves(room)
+            try:
+                await self.store.finish_game(room.game_id, "interrupted", None, now)
+            except Exception:
+                logger.exception("game %s: could not store interruption", room.game_id)
+            for endpoint in room.audience:
+                endpoint.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        for lobby in self.lobbies.values():
+            for endpoint in lobby.endpoints():
+                endpoint.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        self.rooms.clear()
+
+    def _load_lobby(self, record: LobbyRecord) -> None:
+        lobby = Lobby(
+            record.id, record.max_players, record.points_to_win, record.created_at
+        )
+        for m in record.members:
+            member = Member(m.seat, m.player_id, m.name, m.token_hash, m.joined_at)
+            lobby.members[m.seat] = member
+            self._tokens[m.token_hash] = (lobby, member)
+            if m.player_id == record.host_player_id:
+                lobby.host_seat = m.seat
+        self.lobbies[lobby.id] = lobby
+
+    # Lobbies over HTTP ------------------------------------------------------
+
+    async def create_lobby(
+        self, host_name: str, points_to_win: int | None, max_players: int | None
+    ) -> dict[str, Any]:
+        name = clean_name(host_name, "host")
+        points = self._points(points_to_win)
+        seats = self.config.max_players if max_players is None else max_players
+        if not 2 <= seats <= MAX_LOCAL_PLAYERS:
+            raise ClientError("invalid_field", f"max_players is 2..{MAX_LOCAL_PLAYERS}")
+        if len(self.lobbies) >= self.config.max_lobbies:
+            raise ClientError("server_busy")
+
+        now = time.time()
+        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        token, token_hash = ids.new_token()
+        for _ in range(ID_ATTEMPTS):
+            lobby_id = ids.random_id(ids.LOBBY_ID_LENGTH)
+            if lobby_id in self.lobbies:
+                continue
+            record = LobbyRecord(lobby_id, player.id, OPEN, seats, points, now)
+            member = MemberRecord(lobby_id, player.id, 0, name, token_hash, now)
+            try:
+                await self.store.create_lobby(record, player, member)
+            except DuplicateIdError:
+                continue
+            break
+        else:
+            raise InternalError("no free lobby id after several attempts")
+
+        lobby = Lobby(lobby_id, seats, points, now)
+        host = Member(0, player.id, name, token_hash, now)
+        lobby.members[0] = host
+        self.lobbies[lobby_id] = lobby
+        self._tokens[token_hash] = (lobby, host)
+        self.counters.lobbies_created += 1
+        logger.info("lobby %s created by %r", lobby_id, name)
+        return {
+            "message": f"Lobby {lobby_id} created; you are its host.",
+            "lobby_id": lobby_id,
+            "player_id": player.id,
+            "seat": 0,
+            "name": name,
+            "host": True,
+            "max_players": seats,
+            "points_to_win": points,
+            "token": token,
+            "ws_url": self.config.ws_url,
+        }
+
+    async def join_lobby(self, lobby_id: str, guest_name: str) -> dict[str, Any]:
+        lobby = await self._open_lobby(lobby_id)
+        wanted = clean_name(guest_name, "guest_name")
+        lobby.check_joinable()
+
+        # Reserve the seat now, synchronously: of two racing joins for the last
+        # seat, the second sees the first's reservation and gets lobby_full.
+        now = time.time()
+        name = lobby.unique_name(wanted)
+        seat = lobby.next_seat()
+        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        token, token_hash = ids.new_token()
+        member = Member(seat, player.id, name, token_hash, now)
+        lobby.add(member)
+        try:
+            await self.store.add_member(
+                MemberRecord(lobby.id, player.id, seat, name, token_hash, now), player
+            )
+        except BaseException:
+            lobby.remove(seat)
+            raise
+        self._tokens[token_hash] = (lobby, member)
+        self._broadcast_lobby(lobby)
+
+        renamed = name != wanted
+        message = f"Joined lobby {lobby.id} as {name}."
+        if renamed:
+            message += f" The name {wanted} was taken here, so you are {name}."
+        logger.info("lobby %s: %r joined at seat %d", lobby.id, name, seat)
+        return {
+            "message": message,
+            "lobby_id": lobby.id,
+            "player_id": player.id,
+            "seat": seat,
+            "name": name,
+            "renamed": renamed,
+            "host": False,
+            "token": token,
+            "ws_url": self.config.ws_url,
+        }
+
+    async def _open_lobby(self, lobby_id: str) -> Lobby:
+        key = ids.normalize_id(lobby_id)
+        lobby = self.lobbies.get(key)
+        if lobby is not None:
+            return lobby
+        if len(key) == ids.LOBBY_ID_LENGTH:
+            record = await self.store.get_lobby(key)
+            if record is not None:
+                code = "lobby_started" if record.status == STARTED else "lobby_closed"
+                raise ClientError(code)
+        raise ClientError("unknown_lobby")
+
+    async def lobby_view(self, lobby_id: str) -> dict[str, Any]:
+        key = ids.normalize_id(lobby_id)
+        lobby = self.lobbies.get(key)
+        if lobby is not None:
+            return lobby.view()
+        record = await self.store.get_lobby(key) if key else None
+        if record is None:
+            raise ClientError("unknown_lobby")
+        host = next(
+            (m for m in record.members if m.player_id == record.host_player_id), None
+        )
+        return {
+            "lobby_id": record.id,
+            "status": record.status,
+            "host": host.name if host else None,
+            "host_seat": host.seat if host else None,
+            "max_players": record.max_players,
+            "points_to_win": record.points_to_win,
+            "game_id": None,
+            "players": [
+                {
+                    "seat": m.seat,
+                    "player_id": m.player_id,
+                    "name": m.name,
+                    "status": "left" if record.status == CLOSED else "joined",
+                    "host": m.player_id == record.host_player_id,
+                }
+                for m in record.members
+            ],
+        }
+
+    def _points(self, points_to_win: int | None) -> int:
+        if points_to_win is None:
+            return self.config.points_to_win
+        if not 1 <= points_to_win <= 99:
+            raise ClientError("invalid_field", "points_to_win is 1..99")
+        return points_to_win
+
+    # Games --------------------------------------------------------------
+
+    async def start_local(
+        self, names: list[str], points_to_win: int | None
+    ) -> dict[str, Any]:
+        """A local game: every player on one device, one socket for all."""
+        if len(names) < 2:
+            raise ClientError("too_few_players")
+        if len(names) > MAX_LOCAL_PLAYERS:
+            raise ClientError("invalid_field", f"at most {MAX_LOCAL_PLAYERS} players")
+        shown: list[str] = []
+        for i, raw in enumerate(names):
+            name = clean_name(raw, f"player-{i + 1}")
+            taken = {s.casefold() for s in shown}
+            n, unique = 2, name
+            while unique.casefold() in taken:
+                unique, n = f"{name}#{n}", n + 1
+            shown.append(unique)
+
+        now = time.time()
+        players = [PlayerRecord(ids.random_id(16), "guest", s, now) for s in shown]
+        token, token_hash = ids.new_token()
+        game, record = self._new_game(
+            None, "local", players, self._points(points_to_win), token_hash, now
+        )
+        await self._insert_game(record, players)
+        room = Room(record.id, "local", game, shown, self)
+        self._tokens[token_hash] = LocalGame(room, token_hash)
+        self.counters.games_started += 1
+        logger.info("local game %s created for %d players", record.id, len(shown))
+        return {
+            **self._game_summary(room),
+            "message": "Local game created; open the socket to begin.",
+            "token": token,
+            "ws_url": self.config.ws_url,
+        }
+
+    async def start_remote(self, token: str | None, lobby_id: str) -> dict[str, Any]:
+        """The host starts the lobby's game over HTTP (as START does on a socket)."""
+        if not token:
+            raise ClientError("unauthorized")
+        bound = self._tokens.get(ids.hash_token(token))
+        lobby = await self._open_lobby(lobby_id)
+        if not isinstance(bound, tuple) or bound[0] is not lobby:
+            raise ClientError("not_host")
+        room = await self._start_lobby_game(lobby, bound[1])
+        return self._game_summary(room)
+
+    async def _start_lobby_game(self, lobby: Lobby, by: Member) -> Room:
+        lobby.check_startable(by.seat)
+        lobby.status = STARTING
+        members = sorted(lobby.members.values(), key=lambda m: m.seat)
+        now = time.time()
+        players = [PlayerRecord(m.player_id, "guest", m.name, now) for m in members]
+        game, record = self._new_game(
+            lobby.id, "remote", players, lobby.points_to_win, None, now
+        )
+        try:
+            await self._insert_game(record, ())
+        except BaseException:
+            lobby.status = OPEN
+            raise
+
+        room = Room(record.id, "remote", game, [m.name for m in members], self)
+        seat_map = {m.seat: i for i, m in enumerate(members)}
+        lobby.status = STARTED
+        lobby.room = room
+        lobby.game_id = record.id
+        self.rooms[room.game_id] = room
+        self._lobby_of_room[room.game_id] = lobby
+        self._seat_maps[room.game_id] = seat_map
+        for m in members:
+            if m.endpoint is not None:
+                room.audience.append(m.endpoint)
+                m.endpoint.send(room.start_message([seat_map[m.seat]]))
+        self._broadcast_lobby(lobby)
+        self.scheduler.add(room)
+        self.counters.games_started += 1
+        logger.info("lobby %s: game %s started", lobby.id, room.game_id)
+        return room
+
+    def _new_game(
+        self,
+        lobby_id: str | None,
+        mode: str,
+        players: list[PlayerRecord],
+        points: int,
+        token_hash: bytes | None,
+        now: float,
+    ) -> tuple[Game, GameRecord]:
+        rules = Rules(tick_rate=self.config.tick_rate, points_to_win=points)
+        seed = int.from_bytes(ids.new_token()[1][:8], "big") >> 1
+        game = Game(rules, len(players), seed)
+        record = GameRecord(
+            id=ids.random_id(ids.GAME_ID_LENGTH),
+            lobby_id=lobby_id,
+            mode=mode,
+            status="waiting" if mode == "local" else "running",
+            seed=seed,
+            rules=rules.to_wire(),
+            created_at=now,
+            started_at=None if mode == "local" else now,
+            ended_at=None,
+            winner_seat=None,
+            token_hash=token_hash,
+            players=tuple(
+                GamePlayerRecord(i, p.id, p.display_name) for i, p in enumerate(players)
+            ),
+            rounds=tuple(RoundRecord(i, a, b) for i, (a, b) in enumerate(game.schedule)),
+        )
+        return game, record
+
+    async def _insert_game(
+        self, record: GameRecord, new_players: tuple[PlayerRecord, ...] | list[Any]
+    ) -> None:
+        for _ in range(ID_ATTEMPTS):
+            try:
+                await self.store.create_game(record, new_players)
+                return
+            except DuplicateIdError:
+                record = _with_id(record, ids.random_id(ids.GAME_ID_LENGTH))
+        raise InternalError("no free game id after several attempts")
+
+    def _game_summary(self, room: Room) -> dict[str, Any]:
+        game = room.game
+        return {
+            "game_id": room.game_id,
+            "game_mode": room.mode,
+            "players": room.names,
+            "points_to_win": game.rules.points_to_win,
+            "rounds": [
+                {"round": i, "players": [room.names[a], room.names[b]], "seats": [a, b]}
+                for i, (a, b) in enumerate(game.schedule)
+            ],
+            "winner_rule": (
+                "most rounds won, then point difference, then points scored, "
+                "then the earlier seat"
+            ),
+        }
+
+    async def game_view(self, game_id: str) -> dict[str, Any]:
+        record = await self.store.get_game(ids.normalize_id(game_id))
+        if record is None:
+            raise ClientError("unknown_game")
+        names = [p.name for p in record.players]
+        done = [
+            RoundResult(
+                r.index,
+                r.left_seat,
+                r.right_seat,
+                (r.left_score, r.right_score),
+                r.winner_seat,
+                r.status == "forfeit",
+            )
+            for r in record.rounds
+            if r.winner_seat is not None
+        ]
+        view: dict[str, Any] = {
+            "game_id": record.id,
+            "lobby_id": record.lobby_id,
+            "game_mode": record.mode,
+            "status": record.status,
+            "points_to_win": record.rules.get("points_to_win"),
+            "players": [
+                {"seat": p.seat, "player_id": p.player_id, "name": p.name}
+                for p in record.players
+            ],
+            "rounds": [
+                {
+                    "round": r.index,
+                    "players": [names[r.left_seat], names[r.right_seat]],
+                    "seats": [r.left_seat, r.right_seat],
+                    "score": [r.left_score, r.right_score],
+                    "status": r.status,
+                    "winner": None if r.winner_seat is None else names[r.winner_seat],
+                }
+                for r in record.rounds
+            ],
+            "standings": standings_view(standings(len(names), done), names),
+            "winner": None if record.winner_seat is None else names[record.winner_seat],
+            "winner_seat": record.winner_seat,
+            "created_at": record.created_at,
+            "started_at": record.started_at,
+            "ended_at": record.ended_at,
+        }
+        room = self.rooms.get(record.id)
+        if room is not None and not room.finished:
+            r = room.game.round
+            view["live"] = {"round": room.game.round_index, "score": list(r.score)}
+        return view
+
+    # Sockets ------------------------------------------------------------------
+
+    def hello(self, endpoint: Endpoint, token: str) -> Session:
+        """Bind a socket to what its token opens; raises ClientError if none."""
+        bound = self._tokens.get(ids.hash_token(token))
+        if bound is None:
+            raise ClientError("invalid_token")
+        if isinstance(bound, LocalGame):
+            return self._hello_local(endpoint, bound)
+
+        lobby, member = bound
+        old = member.endpoint
+        member.endpoint = endpoint
+        session = Session(endpoint, lobby=lobby, member=member)
+        endpoint.send(self._welcome(endpoint, lobby.id, member.player_id, member.name))
+        room = lobby.room
+        if room is not None and not room.finished:
+            if old is not None and old in room.audience:
+                room.audience.remove(old)
+            room.audience.append(endpoint)
+            seat_map = self._seat_maps[room.game_id]
+            endpoint.send(room.start_message([seat_map[member.seat]]))
+        if old is not None:
+            old.close(protocol.CLOSE_REPLACED, "another socket took this seat")
+        self._broadcast_lobby(lobby)
+        return session
+
+    def _hello_local(self, endpoint: Endpoint, local: LocalGame) -> Session:
+        room = local.room
+        if room.finished:
+            raise ClientError("invalid_token")
+        old = local.endpoint
+        local.endpoint = endpoint
+        room.audience[:] = [endpoint]
+        endpoint.send(self._welcome(endpoint, None, None, None))
+        endpoint.send(room.start_message(list(range(room.game.n_players))))
+        if old is not None:
+            old.close(protocol.CLOSE_REPLACED, "another socket took this game")
+        if not local.started:
+            local.started = True
+            self.rooms[room.game_id] = room
+            self._persist(room, self.store.set_game_running(room.game_id, time.time()))
+            self.scheduler.add(room)
+            logger.info("local game %s started", room.game_id)
+        return Session(endpoint, local=local)
+
+    def _welcome(
+        self,
+        endpoint: Endpoint,
+        lobby_id: str | None,
+        player_id: str | None,
+        name: str | None,
+    ) -> bytes:
+        return protocol.pack(
+            [
+                protocol.WELCOME,
+                {
+                    "socket_id": endpoint.socket_id,
+                    "lobby_id": lobby_id,
+                    "player_id": player_id,
+                    "name": name,
+                    "tick_rate": self.config.tick_rate,
+                    "rules": self.rules.to_wire(),
+                },
+            ]
+        )
+
+    def ready(self, session: Session, ready: bool) -> None:
+        lobby, member = self._seat(session)
+        if lobby.status != OPEN:
+            raise ClientError("lobby_started")
+        if member.ready != ready:
+            member.ready = ready
+            self._broadcast_lobby(lobby)
+
+    async def start_game(self, session: Session) -> None:
+        lobby, member = self._seat(session)
+        await self._start_lobby_game(lobby, member)
+
+    def input(self, session: Session, message: Input) -> None:
+        local = session.local
+        if local is not None:
+            room = local.room
+            seat = message.seat
+            if seat is None or seat >= room.game.n_players:
+                raise ClientError("invalid_field", "a local input names a valid seat")
+        else:
+            lobby, member = self._seat(session)
+            maybe_room = lobby.room
+            if maybe_room is None:
+                raise ClientError("not_in_game")
+            room = maybe_room
+            seat = self._seat_maps[room.game_id][member.seat]
+            if message.seat is not None and message.seat != seat:
+                raise ClientError("forbidden", "a socket moves only its own paddle")
+        if room.finished or not room.is_playing(seat):
+            raise ClientError("not_in_game")
+        room.submit(seat, message.seq, message.move)
+
+    def leave(self, session: Session) -> None:
+        """The player gives up the seat; the token stops working."""
+        lobby, member = self._seat(session)
+        if lobby.status != OPEN:
+            raise ClientError("lobby_started")
+        lobby.remove(member.seat)
+        del self._tokens[member.token_hash]
+        session.member = None
+        now = time.time()
+        self._persist_lobby(self.store.remove_member(lobby.id, member.player_id, now))
+        if member.endpoint is not None:
+            member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")
+            member.endpoint = None
+        if not lobby.members:
+            lobby.status = CLOSED
+            del self.lobbies[lobby.id]
+            self._persist_lobby(self.store.set_lobby_status(lobby.id, CLOSED, now))
+            logger.info("lobby %s closed: everyone left", lobby.id)
+            return
+        host = lobby.members[lobby.host_seat]
+        self._persist_lobby(self.store.set_lobby_host(lobby.id, host.player_id))
+        self._broadcast_lobby(lobby)
+
+    def disconnect(self, session: Session) -> None:
+        """The socket closed. The seat stays; the same token may reconnect."""
+        endpoint = session.endpoint
+        local = session.local
+        if local is not None:
+            if local.endpoint is endpoint:
+                local.endpoint = None
+                self._interrupt(local.room, "the local game's socket closed")
+            return
+        member, lobby = session.member, session.lobby
+        if member is None or lobby is None or member.endpoint is not endpoint:
+            return
+        member.endpoint = None
+        member.ready = False
+        room = lobby.room
+        if room is not None and endpoint in room.audience:
+            room.audience.remove(endpoint)
+            seat = self._seat_maps[room.game_id].get(member.seat)
+            if seat is not None:
+                room.moves[seat] = 0.0
+        self._broadcast_lobby(lobby)
+
+    def _seat(self, session: Session) -> tuple[Lobby, Member]:
+        if session.lobby is None or session.member is None:
+            raise ClientError("forbidden", "this socket has no lobby seat")
+        return session.lobby, session.member
+
+    def _broadcast_lobby(self, lobby: Lobby) -> None:
+        endpoints = lobby.endpoints()
+        if endpoints:
+            data = protocol.pack([protocol.LOBBY, lobby.view()])
+            for endpoint in endpoints:
+                endpoint.send(data)
+
+    # Results (RoomListener), written after the tick ------------------------
+
+    def round_ended(self, room: Room, result: RoundResult) -> None:
+        status = "forfeit" if result.forfeit else "finished"
+        left, right = result.score
+        self._persist(
+            room,
+            self.store.finish_round(
+                room.game_id,
+                result.index,
+                left,
+                right,
+                result.winner,
+                status,
+                time.time(),
+            ),
+        )
+
+    def game_ended(
+        self, room: Room, winner: int, final: tuple[Standing, ...]
+    ) -> None:
+        self.scheduler.discard_finished()
+        message = {
+            "game_id": room.game_id,
+            "status": "finished",
+            "winner": winner,
+            "winner_name": room.names[winner],
+            "standings": standings_view(final, room.names),
+            "rounds": [round_view(r) for r in room.game.results],
+        }
+        self._finish(room, "finished", winner, message)
+
+    def _room_failed(self, room: Room, exc: BaseException) -> None:
+        logger.error(
+            "game %s failed at tick %d", room.game_id, room.game.tick, exc_info=exc
+        )
+        self.counters.games_failed += 1
+        room.broadcast(protocol.error("game_error", "The game stopped: server error."))
+        message = {"game_id": room.game_id, "status": "error", "winner": None}
+        self._finish(room, "error", None, message, protocol.CLOSE_INTERNAL)
+
+    def _interrupt(self, room: Room, why: str) -> None:
+        if room.finished:
+            return
+        room.finished = True
+        self.scheduler.discard_finished()
+        logger.info("game %s interrupted: %s", room.game_id, why)
+        message = {"game_id": room.game_id, "status": "interrupted", "winner": None}
+        self._finish(room, "interrupted", None, message)
+
+    def _finish(
+        self,
+        room: Room,
+        status: str,
+        winner: int | None,
+        message: dict[str, Any],
+        close_code: int = protocol.CLOSE_GAME_OVER,
+    ) -> None:
+        """Store the game's end, then tell its sockets, then release it all."""
+        audience = list(room.audience)
+
+        async def commit() -> None:
+            saved = True
+            try:
+                await self.store.finish_game(room.game_id, status, winner, time.time())
+            except Exception:
+                saved = False
+                logger.exception("game %s: could not store its end", room.game_id)
+            data = protocol.pack([protocol.GAME_END, {**message, "saved": saved}])
+            for endpoint in audience:
+                endpoint.send(data)
+                endpoint.close(close_code, "game over")
+            self._release(room)
+
+        self._persist(room, commit())
+        if status == "finished":
+            self.counters.games_finished += 1
+
+    def _release(self, room: Room) -> None:
+        self.rooms.pop(room.game_id, None)
+        self._seat_maps.pop(room.game_id, None)
+        lobby = self._lobby_of_room.pop(room.game_id, None)
+        if lobby is not None:
+            lobby.status = CLOSED
+            self.lobbies.pop(lobby.id, None)
+            for member in lobby.members.values():
+                self._tokens.pop(member.token_hash, None)
+            self._persist_lobby(
+                self.store.set_lobby_status(lobby.id, CLOSED, time.time())
+            )
+        else:
+            for key, bound in list(self._tokens.items()):
+                if isinstance(bound, LocalGame) and bound.room is room:
+                    del self._tokens[key]
+
+    def _persist(self, room: Room, write: Awaitable[None]) -> None:
+        """Run ``write`` after the room's earlier writes, outside the tick."""
+        previous = self._saving.get(room.game_id)
+
+        async def chained() -> None:
+            if previous is not None:
+                await asyncio.shield(previous)
+            try:
+                await write
+            except Exception:
+                logger.exception("game %s: a write failed", room.game_id)
+
+        task = asyncio.get_running_loop().create_task(chained())
+        self._saving[room.game_id] = task
+        task.add_done_callback(lambda t: self._forget_save(room.game_id, t))
+
+    def _forget_save(self, game_id: str, task: asyncio.Future[None]) -> None:
+        if self._saving.get(game_id) is task:
+            del self._saving[game_id]
+
+    async def _wait_saves(self, room: Room) -> None:
+        task = self._saving.get(room.game_id)
+        if task is not None:
+            await asyncio.shield(task)
+
+    def _persist_lobby(self, write: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await write
+            except Exception:
+                logger.exception("a lobby write failed")
+
+        asyncio.get_running_loop().create_task(run())
+
+    async def drain(self) -> None:
+        """Wait for every queued write; used at shutdown and by tests."""
+        while self._saving:
+            await asyncio.gather(*self._saving.values(), return_exceptions=True)
+
+
+def _with_id(record: GameRecord, game_id: str) -> GameRecord:
+    from dataclasses import replace
+
+    return replace(record, id=game_id)
+
+
+HandlerT = Callable[..., Awaitable[dict[str, Any]]]

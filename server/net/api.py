@@ -1,0 +1,188 @@
+"""The HTTP API: routes, body checks, and the mapping to the lobby service.
+
+Every answer is JSON. Errors have the shape ``{"error": {"code", "message"}}``
+with a code from ``server.errors``; README.md lists the endpoints.
+Paths are matched with or without their trailing slash.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ..errors import ClientError
+from .http import Request, Response, error_response, json_response
+
+if TYPE_CHECKING:
+    from .context import Context
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Request, list[str]], Awaitable[Response]]
+
+
+def parse_json(request: Request) -> dict[str, Any]:
+    """The request's JSON object, or ClientError. Bodies must declare JSON."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.split(";", 1)[0].strip().lower() != "application/json":
+        raise ClientError("unsupported_media_type")
+    try:
+        body = orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise ClientError("malformed_json") from exc
+    if not isinstance(body, dict):
+        raise ClientError("invalid_body")
+    return body
+
+
+def text_field(body: dict[str, Any], name: str) -> str:
+    if name not in body:
+        raise ClientError("missing_field", name)
+    value = body[name]
+    if not isinstance(value, str):
+        raise ClientError("invalid_field", f"{name} must be a string")
+    return value
+
+
+def int_field(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise ClientError("invalid_field", f"{name} must be an integer")
+    return value
+
+
+def bearer_token(request: Request) -> str | None:
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+class Router:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.started = time.time()
+        # path prefix -> method -> handler; a prefix ending in "/" takes one
+        # path segment after it (an ID).
+        self.exact: dict[str, dict[str, Handler]] = {
+            "/api/create_lobby": {"POST": self.create_lobby},
+            "/api/join_lobby": {"POST": self.join_lobby},
+            "/api/start_game": {"POST": self.start_game},
+            "/api/health": {"GET": self.health},
+        }
+        self.with_id: dict[str, dict[str, Handler]] = {
+            "/api/lobby": {"GET": self.get_lobby},
+            "/api/game": {"GET": self.get_game},
+        }
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            handler, args = self._route(request)
+            return await handler(request, args)
+        except ClientError as exc:
+            errors = self.context.metrics.errors
+            errors[exc.code] = errors.get(exc.code, 0) + 1
+            return error_response(exc)
+        except Exception:
+            logger.exception("%s %s %s failed", request.peer, request.method, request.path)
+            return error_response(ClientError("internal_error"))
+
+    def _route(self, request: Request) -> tuple[Handler, list[str]]:
+        path = request.path.rstrip("/") or "/"
+        methods = self.exact.get(path)
+        args: list[str] = []
+        if methods is None:
+            prefix, _, last = path.rpartition("/")
+            methods = self.with_id.get(prefix)
+            args = [last]
+        if methods is None:
+            raise ClientError("not_found")
+        method = "GET" if request.method == "HEAD" else request.method
+        handler = methods.get(method)
+        if handler is None:
+            raise ClientError("method_not_allowed", "allowed: " + ", ".join(methods))
+        return handler, args
+
+    # Endpoints ---------------------------------------------------------------
+
+    async def create_lobby(self, request: Request, _: list[str]) -> Response:
+        body = parse_json(request)
+        result = await self.context.service.create_lobby(
+            text_field(body, "host"),
+            int_field(body, "points_to_win"),
+            int_field(body, "max_players"),
+        )
+        return json_response(201, result)
+
+    async def join_lobby(self, request: Request, _: list[str]) -> Response:
+        body = parse_json(request)
+        lobby_id = text_field(body, "lobby_id")
+        guest_name = text_field(body, "guest_name")
+        result = await self.context.service.join_lobby(lobby_id, guest_name)
+        return json_response(200, result)
+
+    async def start_game(self, request: Request, _: list[str]) -> Response:
+        body = parse_json(request)
+        service = self.context.service
+        if "lobby_id" in body:
+            lobby_id = text_field(body, "lobby_id")
+            result = await service.start_remote(bearer_token(request), lobby_id)
+            return json_response(201, result)
+        names = local_players(body)
+        result = await service.start_local(names, int_field(body, "points_to_win"))
+        return json_response(201, result)
+
+    async def get_lobby(self, _: Request, args: list[str]) -> Response:
+        return json_response(200, await self.context.service.lobby_view(args[0]))
+
+    async def get_game(self, _: Request, args: list[str]) -> Response:
+        return json_response(200, await self.context.service.game_view(args[0]))
+
+    async def health(self, _: Request, __: list[str]) -> Response:
+        service = self.context.service
+        scheduler = service.scheduler
+        metrics = self.context.metrics
+        return json_response(
+            200,
+            {
+                "status": "ok",
+                "uptime": round(time.time() - self.started, 3),
+                "tick_rate": self.context.config.tick_rate,
+                "tick": scheduler.tick,
+                "skipped_ticks": scheduler.skipped,
+                "open_lobbies": len(service.lobbies),
+                "running_games": len(scheduler.rooms),
+                "connections": metrics.connections,
+                "sockets": metrics.sockets,
+            },
+        )
+
+
+def local_players(body: dict[str, Any]) -> list[str]:
+    """Names from ``{"player-1": ..., "player-2": ...}``, in number order.
+
+    The numbers must run 1..N without a gap; other keys are refused, except
+    ``points_to_win``.
+    """
+    numbered: dict[int, str] = {}
+    for key, value in body.items():
+        if key == "points_to_win":
+            continue
+        number = key.removeprefix("player-")
+        if number == key or not number.isdigit() or number.startswith("0"):
+            raise ClientError("invalid_field", f"unexpected field {key[:32]!r}")
+        if not isinstance(value, str):
+            raise ClientError("invalid_field", f"{key} must be a string")
+        numbered[int(number)] = value
+    if not numbered:
+        raise ClientError("missing_field", "lobby_id, or player-1 and player-2")
+    if sorted(numbered) != list(range(1, len(numbered) + 1)):
+        raise ClientError("invalid_field", "players are numbered 1..N with no gap")
+    return [numbered[n] for n in range(1, len(numbered) + 1)]

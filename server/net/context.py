@@ -1,0 +1,35 @@
+"""What every connection shares: settings, the lobby service, the router."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..config import Config
+from ..lobby.service import LobbyService
+
+if TYPE_CHECKING:
+    from .api import Router
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Plain counters, cheap enough for the hot path; exported by /api/health/."""
+
+    connections: int = 0  # open TCP connections, HTTP and WebSocket
+    sockets: int = 0  # open WebSockets
+    frames_in: int = 0
+    frames_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    dropped_snapshots: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    http_responses: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Context:
+    config: Config
+    service: LobbyService
+    router: Router
+    metrics: Metrics

@@ -1,0 +1,283 @@
+"""The one listening port: HTTP/1.1 requests, and the upgrade to WebSocket.
+
+Theory of operation. Every accepted connection gets an ``HttpConnection``.
+It feeds received bytes to httptools' parser, which calls back as it finds
+the request line, headers and body. Limits apply while parsing, before the
+request is whole: the request line and headers together may not exceed
+``Config.max_header`` bytes (431) and the body ``Config.max_body`` (413, also
+refused early from Content-Length). Complete requests queue in arrival order
+and one task per connection answers them in turn, so pipelined requests get
+their responses in order.
+
+A ``GET`` under ``/ws/`` that asks for a WebSocket upgrade stops the parser.
+The raw bytes of that request, and anything the client sent after it, go to
+``server.net.ws.WebSocketSession``, which runs the handshake with the
+websockets Sans-I/O protocol; from then on this object only forwards bytes
+and the loss of the connection to the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
+
+import httptools
+import orjson
+
+from ..errors import ClientError
+from .ws import WebSocketSession
+
+if TYPE_CHECKING:
+    from .context import Context
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADERS = 100  # header lines per request; more is answered 431
+MAX_PIPELINE = 16  # requests queued on one connection; more closes it
+KEEPALIVE_TIMEOUT = 30.0  # seconds an idle keep-alive connection stays open
+
+REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+    peer: str
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(status: int, payload: object) -> Response:
+    return Response(status, orjson.dumps(payload))
+
+
+def error_response(error: ClientError) -> Response:
+    response = json_response(error.status, {"error": error.to_dict()})
+    if error.code == "method_not_allowed" and error.detail:
+        response.headers.append(("Allow", error.detail.removeprefix("allowed: ")))
+    return response
+
+
+class HttpConnection(asyncio.Protocol):
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.parser = httptools.HttpRequestParser(self)
+        self.ws: WebSocketSession | None = None
+        self._queue: collections.deque[Request | ClientError] = collections.deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self._raw = bytearray()  # the current request's bytes, for an upgrade
+        self._url = bytearray()
+        self._headers: dict[str, str] = {}
+        self._header_count = 0
+        self._header_bytes = 0
+        self._body = bytearray()
+
+    # asyncio.Protocol ---------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's TLS transport is not an asyncio.Transport subclass but has
+        # the same methods; the cast states what we rely on.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.context.metrics.connections += 1
+        self._arm_idle()
+
+    def data_received(self, data: bytes) -> None:
+        if self.ws is not None:
+            self.ws.data_received(data)
+            return
+        if self._closing:
+            return
+        self._raw += data
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade(data, upgrade.args[0])
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ClientError):
+                self._fail(cause)
+            else:
+                logger.error("%s: request handling failed", self.peer, exc_info=cause)
+                self._fail(ClientError("internal_error"))
+        except httptools.HttpParserError:
+            self._fail(ClientError("bad_request"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.context.metrics.connections -= 1
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.ws is not None:
+            self.ws.connection_lost()
+        if self._worker is not None:
+            self._worker.cancel()
+        self.transport = None
+
+    # httptools callbacks ----------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        self._header_count += 1
+        if self._header_count > MAX_HEADERS:
+            raise ClientError("headers_too_large")
+        key = name.decode("latin-1").lower()
+        self._headers[key] = value.decode("latin-1")
+
+    def _count_header_bytes(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > self.context.config.max_header:
+            raise ClientError("headers_too_large")
+
+    def on_headers_complete(self) -> None:
+        length = self._headers.get("content-length")
+        if length is not None and length.isdigit():
+            if int(length) > self.context.config.max_body:
+                raise ClientError("body_too_large")
+
+    def on_body(self, body: bytes) -> None:
+        self._body += body
+        if len(self._body) > self.context.config.max_body:
+            raise ClientError("body_too_large")
+
+    def on_message_complete(self) -> None:
+        if self.parser.should_upgrade():
+            return  # feed_data raises HttpParserUpgrade next; see _upgrade
+        url = httptools.parse_url(bytes(self._url))
+        request = Request(
+            method=self.parser.get_method().decode("ascii", "replace"),
+            path=(url.path or b"/").decode("utf-8", "replace"),
+            query=(url.query or b"").decode("utf-8", "replace"),
+            headers=self._headers,
+            body=bytes(self._body),
+            keep_alive=self.parser.should_keep_alive(),
+            peer=self.peer,
+        )
+        self._reset()
+        self._enqueue(request)
+
+    # Requests and responses --------------------------------------------------
+
+    def _enqueue(self, item: Request | ClientError) -> None:
+        if len(self._queue) >= MAX_PIPELINE:
+            self._closing = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self._queue.append(item)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.get_running_loop().create_task(self._answer())
+
+    async def _answer(self) -> None:
+        while self._queue and self.transport is not None:
+            item = self._queue.popleft()
+            if isinstance(item, ClientError):
+                self._write(error_response(item), keep_alive=False)
+                return
+            response = await self.context.router.handle(item)
+            self._write(response, item.keep_alive)
+            if not item.keep_alive:
+                return
+        self._arm_idle()
+
+    def _write(self, response: Response, keep_alive: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        reason = REASONS.get(response.status, "")
+        lines = [
+            f"HTTP/1.1 {response.status} {reason}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            "Cache-Control: no-store",
+            "X-Content-Type-Options: nosniff",
+            "Connection: " + ("keep-alive" if keep_alive else "close"),
+        ]
+        lines += [f"{k}: {v}" for k, v in response.headers]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        transport.write(head + response.body)
+        metrics = self.context.metrics
+        metrics.http_responses[response.status] = (
+            metrics.http_responses.get(response.status, 0) + 1
+        )
+        if not keep_alive:
+            self._closing = True
+            transport.close()
+
+    def _fail(self, error: ClientError) -> None:
+        """A request we cannot parse ends the connection after its answer."""
+        self._closing = True
+        self._enqueue(error)
+
+    def _arm_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(KEEPALIVE_TIMEOUT, self._idle_timeout)
+
+    def _idle_timeout(self) -> None:
+        if self.ws is None and self.transport is not None and not self._queue:
+            self.transport.close()
+
+    # The upgrade -------------------------------------------------------------
+
+    def _upgrade(self, chunk: bytes, offset: int) -> None:
+        """Hand the connection to a WebSocket session, raw request included."""
+        assert self.transport is not None
+        path = httptools.parse_url(bytes(self._url)).path or b"/"
+        if not (path == b"/ws" or path.startswith(b"/ws/")):
+            self._fail(ClientError("not_found"))
+            return
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        raw = bytes(self._raw)
+        self._raw = bytearray()
+        self.ws = WebSocketSession(self.transport, self.context, self.peer)
+        self.ws.start(raw)
+

@@ -1,0 +1,236 @@
+"""One WebSocket: the websockets Sans-I/O protocol on our asyncio transport.
+
+Theory of operation. ``server.net.http`` hands over the raw bytes of the
+upgrade request; ``start`` feeds them to ``websockets.server.ServerProtocol``,
+which validates the handshake and answers it. After that every received
+chunk goes in through ``receive_data``; complete frames come out of
+``events_received``; bytes to send come out of ``data_to_send`` and are
+written to the transport at once. Pings are answered and close frames echoed
+by the protocol object itself.
+
+The first message must be HELLO with the token from create/join/start, within
+``Config.hello_timeout`` seconds. The token decides what the socket may do:
+it is bound to one seat or one local game (``server.lobby.service``), never to
+a name or an ID the client sends.
+
+A frame that breaks the protocol gets an ERROR with a code from
+``server.errors`` and is otherwise ignored; after ``MAX_BAD_FRAMES`` of them
+the socket is closed with 4003. Text frames close with 1003 and fragmented
+messages with 4003: the protocol has neither. Messages over
+``Config.max_frame`` bytes close with 1009 (done by the protocol object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import TYPE_CHECKING
+
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from .. import protocol
+from ..errors import ClientError
+from ..lobby.service import Session
+
+if TYPE_CHECKING:
+    from .context import Context
+
+logger = logging.getLogger(__name__)
+# websockets logs every opened and closed connection at INFO; ours says more.
+_protocol_logger = logging.getLogger(__name__ + ".frames")
+_protocol_logger.setLevel(logging.WARNING)
+
+CLOSE_TIMEOUT = 3.0  # seconds we wait for the peer's close frame before dropping
+_ids = itertools.count(1)
+
+
+class WebSocketSession:
+    """Implements ``server.lobby.endpoint.Endpoint`` over one connection."""
+
+    def __init__(self, transport: asyncio.Transport, context: Context, peer: str):
+        self.transport = transport
+        self.context = context
+        self.peer = peer
+        self.socket_id = f"s{next(_ids)}"
+        self.proto = ServerProtocol(
+            max_size=context.config.max_frame, logger=_protocol_logger
+        )
+        self.session: Session | None = None
+        self.bad_frames = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._lost = False
+        self._opened = False
+
+    # Opening -----------------------------------------------------------------
+
+    def start(self, raw: bytes) -> None:
+        self.proto.receive_data(raw)
+        events = self.proto.events_received()
+        request = events[0] if events else None
+        if not isinstance(request, Request):
+            self.transport.close()
+            return
+        response = self.proto.accept(request)
+        self.proto.send_response(response)
+        self._flush()
+        if self.proto.state is not State.OPEN:
+            return
+        self._opened = True
+        self.context.metrics.sockets += 1
+        logger.debug("%s %s: socket open", self.socket_id, self.peer)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(
+            self.context.config.hello_timeout, self._hello_timeout
+        )
+        # The client may have sent frames right behind its handshake.
+        self._handle_events()
+
+    def _hello_timeout(self) -> None:
+        self._timer = None
+        if self.session is None:
+            self.close(protocol.CLOSE_AUTH_TIMEOUT, "no hello in time")
+
+    # Receiving ---------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.proto.receive_data(data)
+        self._handle_events()
+
+    def _handle_events(self) -> None:
+        for event in self.proto.events_received():
+            if isinstance(event, Frame):
+                self._on_frame(event)
+        self._flush()
+
+    def _on_frame(self, frame: Frame) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.BINARY and frame.fin:
+            metrics = self.context.metrics
+            metrics.frames_in += 1
+            metrics.bytes_in += len(frame.data)
+            self._on_message(bytes(frame.data))
+        elif opcode is Opcode.TEXT:
+            self.close(protocol.CLOSE_UNSUPPORTED, "binary frames only")
+        elif opcode in (Opcode.BINARY, Opcode.CONT):
+            self.close(protocol.CLOSE_PROTOCOL, "fragmented messages unsupported")
+
+    def _on_message(self, data: bytes) -> None:
+        service = self.context.service
+        try:
+            message = protocol.decode(data)
+            session = self.session
+            if session is None:
+                if not isinstance(message, protocol.Hello):
+                    raise ClientError("not_authenticated")
+                self._hello(message.token)
+            elif isinstance(message, protocol.Input):
+                service.input(session, message)
+            elif isinstance(message, protocol.Ping):
+                tick = service.scheduler.tick
+                self.send(protocol.pack([protocol.PONG, message.client_time, tick]))
+            elif isinstance(message, protocol.Ready):
+                service.ready(session, message.ready)
+            elif isinstance(message, protocol.Start):
+                loop = asyncio.get_running_loop()
+                loop.create_task(self._start(session))
+            elif isinstance(message, protocol.Leave):
+                service.leave(session)
+            elif isinstance(message, protocol.Hello):
+                raise ClientError("bad_frame", "already authenticated")
+        except ClientError as exc:
+            self._refuse(exc)
+        except Exception:
+            logger.exception("%s: message handling failed", self.socket_id)
+            self.send(protocol.error("internal_error", "Internal server error."))
+            self.close(protocol.CLOSE_INTERNAL, "internal error")
+
+    def _hello(self, token: str) -> None:
+        try:
+            self.session = self.context.service.hello(self, token)
+        except ClientError as exc:
+            self.send(protocol.error(exc.code, exc.message))
+            self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def _start(self, session: Session) -> None:
+        try:
+            await self.context.service.start_game(session)
+        except ClientError as exc:
+            self._refuse(exc)
+        except Exception:
+            logger.exception("%s: start failed", self.socket_id)
+            self.send(protocol.error("internal_error", "Internal server error."))
+
+    def _refuse(self, exc: ClientError) -> None:
+        metrics = self.context.metrics
+        metrics.errors[exc.code] = metrics.errors.get(exc.code, 0) + 1
+        self.send(protocol.error(exc.code, exc.message))
+        self.bad_frames += 1
+        if self.bad_frames > protocol.MAX_BAD_FRAMES:
+            logger.warning("%s %s: too many bad frames", self.socket_id, self.peer)
+            self.close(protocol.CLOSE_PROTOCOL, "too many refused messages")
+
+    # Sending (the Endpoint interface) ----------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.proto.state is not State.OPEN:
+            return
+        self.proto.send_binary(data)
+        metrics = self.context.metrics
+        metrics.frames_out += 1
+        metrics.bytes_out += len(data)
+        self._flush()
+
+    def send_snapshot(self, data: bytes) -> bool:
+        transport = self.transport
+        if transport.get_write_buffer_size() > self.context.config.max_send_buffer:
+            self.context.metrics.dropped_snapshots += 1
+            return False
+        self.send(data)
+        return True
+
+    def close(self, code: int, reason: str) -> None:
+        if self.proto.state is State.OPEN:
+            self.proto.send_close(code, reason)
+            self._flush()
+            loop = asyncio.get_running_loop()
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_later(CLOSE_TIMEOUT, self._drop)
+
+    def _drop(self) -> None:
+        self._timer = None
+        self.transport.close()
+
+    def _flush(self) -> None:
+        for chunk in self.proto.data_to_send():
+            if self._lost:
+                return
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                # The protocol signals the end of our side; a server closes TCP.
+                self.transport.close()
+
+    # Closing -----------------------------------------------------------------
+
+    def connection_lost(self) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._opened:
+            self.context.metrics.sockets -= 1
+        if self.session is not None:
+            self.context.service.disconnect(self.session)
+            self.session = None
+        logger.debug("%s: socket closed", self.socket_id)
