@@ -1,0 +1,31 @@
+"""Persistence: lobbies, players and game results, behind the ``Store`` interface.
+
+The rest of the server imports from here only: the interface and its errors
+from ``base``, the plain records from ``records``, and ``open_sqlite_store``
+to make the one backend there is today.
+"""
+
+from server.store.base import DuplicateIdError, Store, StoreError
+from server.store.records import (
+    GamePlayerRecord,
+    GameRecord,
+    LobbyRecord,
+    MemberRecord,
+    PlayerRecord,
+    RoundRecord,
+)
+from server.store.sqlite import SqliteStore, open_sqlite_store
+
+__all__ = [
+    "DuplicateIdError",
+    "GamePlayerRecord",
+    "GameRecord",
+    "LobbyRecord",
+    "MemberRecord",
+    "PlayerRecord",
+    "RoundRecord",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "open_sqlite_store",
+]
