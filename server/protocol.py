@@ -18,6 +18,7 @@ to flat arrays of numbers, with floats as 32-bit, to keep frames small.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,15 +82,17 @@ def pack_snapshot(
     paddles: tuple[float, float],
     score: tuple[int, int],
     acks: tuple[int, int],
+    serve_wait: int,
 ) -> bytes:
     """Serialize one SNAPSHOT; protocol.md, "SNAPSHOT (68)".
 
     Fields: tick, round, ball x, y, vx, vy, left paddle y, right paddle y,
-    left score, right score, left acked input, right acked input.
+    left score, right score, left acked input, right acked input, ticks
+    until the ball is served (0 while it is in play).
     """
     return bytes(
         _pack_float32(
-            [SNAPSHOT, tick, round_index, *ball, *paddles, *score, *acks]
+            [SNAPSHOT, tick, round_index, *ball, *paddles, *score, *acks, serve_wait]
         )
     )
 
@@ -219,7 +222,7 @@ def _parse_ping(obj: list[Any]) -> Ping:
     return Ping(float(t))
 
 
-_PARSERS = {
+_PARSERS: dict[int, Callable[[list[Any]], Message]] = {
     HELLO: _parse_hello,
     READY: _parse_ready,
     START: _parse_start,

@@ -97,6 +97,7 @@ class Room:
             (py[0], py[1]),
             (score[0], score[1]),
             (acks[left], acks[right]),
+            r.serve_wait,
         )
         for endpoint in self.audience:
             if not endpoint.send_snapshot(data):
@@ -136,7 +137,9 @@ class Room:
                     )
                 )
             elif isinstance(event, RoundEnded):
-                self.broadcast(protocol.pack([protocol.ROUND_END, round_view(event.result)]))
+                self.broadcast(
+                    protocol.pack([protocol.ROUND_END, round_view(event.result)])
+                )
                 self.listener.round_ended(self, event.result)
             elif isinstance(event, GameEnded):
                 self.finished = True

@@ -105,11 +105,11 @@ class TickScheduler:
             except Exception as exc:
                 room.finished = True
                 room.error = exc
-                failed.append((room, exc))
+                failed.append((room, exc))  # handled after the pass
             if room.finished:
                 self._dirty = True
         if self._dirty:
             self._dirty = False
             self.rooms = [r for r in self.rooms if not r.finished]
-        for room, exc in failed:
-            self.on_error(room, exc)
+        for room, error in failed:
+            self.on_error(room, error)

@@ -25,8 +25,8 @@ import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import protocol
@@ -114,6 +114,7 @@ class LobbyService:
         self._lobby_of_room: dict[str, Lobby] = {}
         self._seat_maps: dict[str, dict[int, int]] = {}  # game id -> lobby->game
         self._saving: dict[str, asyncio.Future[None]] = {}
+        self._lobby_writes: set[asyncio.Task[None]] = set()
 
     # Start and stop -------------------------------------------------------
 
@@ -406,7 +407,9 @@ class LobbyService:
             players=tuple(
                 GamePlayerRecord(i, p.id, p.display_name) for i, p in enumerate(players)
             ),
-            rounds=tuple(RoundRecord(i, a, b) for i, (a, b) in enumerate(game.schedule)),
+            rounds=tuple(
+                RoundRecord(i, a, b) for i, (a, b) in enumerate(game.schedule)
+            ),
         )
         return game, record
 
@@ -418,7 +421,7 @@ class LobbyService:
                 await self.store.create_game(record, new_players)
                 return
             except DuplicateIdError:
-                record = _with_id(record, ids.random_id(ids.GAME_ID_LENGTH))
+                record = replace(record, id=ids.random_id(ids.GAME_ID_LENGTH))
         raise InternalError("no free game id after several attempts")
 
     def _game_summary(self, room: Room) -> dict[str, Any]:
@@ -663,9 +666,7 @@ class LobbyService:
             ),
         )
 
-    def game_ended(
-        self, room: Room, winner: int, final: tuple[Standing, ...]
-    ) -> None:
+    def game_ended(self, room: Room, winner: int, final: tuple[Standing, ...]) -> None:
         self.scheduler.discard_finished()
         message = {
             "game_id": room.game_id,
@@ -772,18 +773,12 @@ class LobbyService:
             except Exception:
                 logger.exception("a lobby write failed")
 
-        asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(run())
+        self._lobby_writes.add(task)
+        task.add_done_callback(self._lobby_writes.discard)
 
     async def drain(self) -> None:
         """Wait for every queued write; used at shutdown and by tests."""
-        while self._saving:
-            await asyncio.gather(*self._saving.values(), return_exceptions=True)
-
-
-def _with_id(record: GameRecord, game_id: str) -> GameRecord:
-    from dataclasses import replace
-
-    return replace(record, id=game_id)
-
-
-HandlerT = Callable[..., Awaitable[dict[str, Any]]]
+        while self._saving or self._lobby_writes:
+            pending = [*self._saving.values(), *self._lobby_writes]
+            await asyncio.gather(*pending, return_exceptions=True)

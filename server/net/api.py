@@ -91,7 +91,9 @@ class Router:
             errors[exc.code] = errors.get(exc.code, 0) + 1
             return error_response(exc)
         except Exception:
-            logger.exception("%s %s %s failed", request.peer, request.method, request.path)
+            logger.exception(
+                "%s %s %s failed", request.peer, request.method, request.path
+            )
             return error_response(ClientError("internal_error"))
 
     def _route(self, request: Request) -> tuple[Handler, list[str]]:

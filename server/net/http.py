@@ -176,9 +176,9 @@ class HttpConnection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         length = self._headers.get("content-length")
-        if length is not None and length.isdigit():
-            if int(length) > self.context.config.max_body:
-                raise ClientError("body_too_large")
+        too_long = length is not None and length.isdigit()
+        if too_long and int(length or 0) > self.context.config.max_body:
+            raise ClientError("body_too_large")
 
     def on_body(self, body: bytes) -> None:
         self._body += body
@@ -280,4 +280,3 @@ class HttpConnection(asyncio.Protocol):
         self._raw = bytearray()
         self.ws = WebSocketSession(self.transport, self.context, self.peer)
         self.ws.start(raw)
-

@@ -64,6 +64,7 @@ class WebSocketSession:
         self._timer: asyncio.TimerHandle | None = None
         self._lost = False
         self._opened = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # Opening -----------------------------------------------------------------
 
@@ -135,8 +136,9 @@ class WebSocketSession:
             elif isinstance(message, protocol.Ready):
                 service.ready(session, message.ready)
             elif isinstance(message, protocol.Start):
-                loop = asyncio.get_running_loop()
-                loop.create_task(self._start(session))
+                task = asyncio.get_running_loop().create_task(self._start(session))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
             elif isinstance(message, protocol.Leave):
                 service.leave(session)
             elif isinstance(message, protocol.Hello):
