@@ -12,6 +12,7 @@ from .lobby.service import LobbyService
 from .net.api import Router
 from .net.context import Context, Metrics
 from .net.http import HttpConnection
+from .net.metrics import ServerMetrics
 from .net.tls import ensure_self_signed, server_context
 from .store import open_sqlite_store
 
@@ -38,6 +39,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     service = LobbyService(config, store)
     context = Context(config, service, None, Metrics())  # type: ignore[arg-type]
     context.router = Router(context)
+    context.exporter = ServerMetrics(context)
     server = await loop.create_server(
         lambda: HttpConnection(context),
         config.host,

@@ -13,6 +13,11 @@ in ``skipped``: the game then runs a little behind wall time instead of
 fast-forwarding for a visible while. Clients see the skip as a gap in the
 server tick numbers of the snapshots.
 
+Time comes from ``time.monotonic`` rather than the loop's clock: uvloop keeps
+its clock and timers in whole milliseconds, too coarse to measure lateness
+against a 16.7 ms period. A timer that fires up to ``EARLY_SLACK`` before its
+deadline (rounding) runs the tick then; an earlier one is re-armed.
+
 A room whose tick raises is taken out of the rotation and handed to
 ``on_error``; the other rooms tick on in the same pass.
 """
@@ -21,11 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from .room import Room
 
 logger = logging.getLogger(__name__)
+
+EARLY_SLACK = 0.001  # seconds; uvloop rounds timers to the millisecond
 
 
 class TickScheduler:
@@ -49,10 +57,9 @@ class TickScheduler:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self._t0 = loop.time()
-        self._timer = loop.call_at(self._t0 + self.period, self._wake)
+        self._loop = asyncio.get_running_loop()
+        self._t0 = time.monotonic()
+        self._arm(self._t0 + self.period, self._t0)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -70,13 +77,21 @@ class TickScheduler:
         """
         self._dirty = True
 
+    def _arm(self, deadline: float, now: float) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_later(max(0.0, deadline - now), self._wake)
+
     def _wake(self) -> None:
-        loop = self._loop
-        assert loop is not None
         t0, period = self._t0, self.period
-        woke = loop.time()
+        woke = time.monotonic()
         due = int((woke - t0) / period)
-        lateness = woke - (t0 + due * period)
+        deadline = t0 + (self.tick + 1) * period  # of the first tick not run
+        if due <= self.tick:
+            if deadline - woke > EARLY_SLACK:
+                self._arm(deadline, woke)
+                return
+            due = self.tick + 1
+        lateness = max(0.0, woke - deadline)
 
         behind = due - self.tick
         if behind > self.max_catchup:
@@ -88,12 +103,12 @@ class TickScheduler:
             self.tick += 1
             self._run_rooms(self.tick)
 
-        took = loop.time() - woke
+        now = time.monotonic()
         if lateness > self.late_max:
             self.late_max = lateness
         for observe in self.observers:
-            observe(lateness, took)
-        self._timer = loop.call_at(t0 + (due + 1) * period, self._wake)
+            observe(lateness, now - woke)
+        self._arm(t0 + (due + 1) * period, now)
 
     def _run_rooms(self, tick: int) -> None:
         failed: list[tuple[Room, BaseException]] = []

@@ -16,6 +16,7 @@ import orjson
 
 from ..errors import ClientError
 from .http import Request, Response, error_response, json_response
+from .metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:
     from .context import Context
@@ -76,6 +77,7 @@ class Router:
             "/api/join_lobby": {"POST": self.join_lobby},
             "/api/start_game": {"POST": self.start_game},
             "/api/health": {"GET": self.health},
+            "/metrics": {"GET": self.metrics},
         }
         self.with_id: dict[str, dict[str, Handler]] = {
             "/api/lobby": {"GET": self.get_lobby},
@@ -146,6 +148,12 @@ class Router:
 
     async def get_game(self, _: Request, args: list[str]) -> Response:
         return json_response(200, await self.context.service.game_view(args[0]))
+
+    async def metrics(self, _: Request, __: list[str]) -> Response:
+        exporter = self.context.exporter
+        if exporter is None:
+            raise ClientError("not_found")
+        return Response(200, exporter.render(), content_type=CONTENT_TYPE)
 
     async def health(self, _: Request, __: list[str]) -> Response:
         service = self.context.service

@@ -10,6 +10,7 @@ from ..lobby.service import LobbyService
 
 if TYPE_CHECKING:
     from .api import Router
+    from .metrics import ServerMetrics
 
 
 @dataclass(slots=True)
@@ -33,3 +34,4 @@ class Context:
     service: LobbyService
     router: Router
     metrics: Metrics
+    exporter: ServerMetrics | None = None

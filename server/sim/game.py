@@ -113,8 +113,9 @@ class Game:
         """Forfeit ``seat``'s current round if it is playing, and its later ones.
 
         Returns the events this causes at once (``RoundEnded``, perhaps
-        ``GameEnded``); rounds later in the schedule are forfeited by ``step``
-        when they come up. Forfeiting twice, or after the game, does nothing.
+        ``GameEnded``). Rounds later in the schedule are forfeited by ``step``
+        when they come up, or at once if no round left is playable. Forfeiting
+        twice, or after the game, does nothing.
         """
         if not 0 <= seat < self.n_players:
             raise ValueError(f"no seat {seat} in a game of {self.n_players}")
@@ -122,8 +123,14 @@ class Game:
             return _NOTHING
         self._forfeited.add(seat)
 
-        playing = self._due is None
-        if not playing or seat not in (self.left_seat, self.right_seat):
+        if self._due is not None:
+            # Between rounds: if this leaves nothing worth playing, record the
+            # rest now rather than after a break that leads nowhere.
+            if self._playable_from(self._due):
+                return _NOTHING
+            self.in_break = False
+            return self._forfeit_from(self._due)[0]
+        if seat not in (self.left_seat, self.right_seat):
             return _NOTHING
         self.round.finished = True
         self.round.winner_side = 1 if seat == self.left_seat else 0
@@ -162,9 +169,7 @@ class Game:
         ended: tuple[object, ...] = (RoundEnded(result),)
 
         following = self.round_index + 1
-        if not any(
-            not self._involves_forfeit(i) for i in range(following, len(self.schedule))
-        ):
+        if not self._playable_from(following):
             # No round left worth a break: record the rest and end now.
             return ended + self._forfeit_from(following)[0]
         self._due = following
@@ -195,6 +200,11 @@ class Game:
             table = tuple(rank(self.n_players, self.results))
             events += (GameEnded(self.winner, table),)
         return events, index
+
+    def _playable_from(self, index: int) -> bool:
+        return any(
+            not self._involves_forfeit(i) for i in range(index, len(self.schedule))
+        )
 
     def _involves_forfeit(self, index: int) -> bool:
         left, right = self.schedule[index]

@@ -38,7 +38,7 @@ boxes against each other, which Pong players do not miss.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .rules import TickRules
 
@@ -97,7 +97,7 @@ class RoundState:
     finished: bool
     winner_side: int | None
     seed: int
-    serve_to: int = field(default=0)
+    serve_to: int = 0
 
 
 def mix64(seed: int, n: int) -> int:
