@@ -412,6 +412,15 @@ class SqliteStore(Store):
                 " (SELECT id FROM games WHERE status IN ('waiting', 'running'))",
                 at,
             )
+            # A lobby whose game was cut short cannot start again, and no
+            # process holds its sockets any more: it is over.
+            await _run(
+                conn,
+                "UPDATE lobbies SET status = 'closed', status_changed_at = ?"
+                " WHERE status = 'started' AND id IN (SELECT lobby_id FROM games"
+                " WHERE status IN ('waiting', 'running'))",
+                at,
+            )
             count = await _run(
                 conn,
                 "UPDATE games SET status = 'interrupted', ended_at = ?"

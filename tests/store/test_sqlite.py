@@ -520,3 +520,20 @@ async def test_cancelled_write_is_all_or_nothing(
             count(db_path, "lobby_members", "lobby_id = ?", lobby_id),
         ]
         assert written in ([0, 0, 0], [1, 1, 1])
+
+
+async def test_a_lobby_whose_game_was_cut_short_is_closed(
+    store: SqliteStore,
+) -> None:
+    await make_lobby(store, "L1", "a")
+    await store.add_member(member("L1", "b", 1), player("b"))
+    await store.create_game(game("G9", ["a", "b"], lobby_id="L1"), [])
+    await store.set_game_running("G9", 40.0)
+    started = await store.get_lobby("L1")
+    assert started is not None and started.status == "started"
+
+    assert await store.interrupt_unfinished_games(50.0) == 1
+
+    closed = await store.get_lobby("L1")
+    assert closed is not None and closed.status == "closed"
+    assert await store.load_open_lobbies() == []
