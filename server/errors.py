@@ -8,8 +8,8 @@ client: it may hold paths, SQL or other details a peer has no business seeing.
     +-- ClientError              the peer did something wrong; carries a code
     +-- InternalError            our own bug or a broken dependency
 
-``protocol.md`` lists the same codes; ``tests/test_errors.py`` keeps the two
-in step.
+``protocol.md`` lists the same codes; ``tests/test_protocol_doc.py`` keeps
+the two in step.
 """
 
 from __future__ import annotations

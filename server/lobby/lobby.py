@@ -56,6 +56,9 @@ class Lobby:
     members: dict[int, Member] = field(default_factory=dict)
     room: Room | None = None
     game_id: str | None = None
+    # Lobby seat -> game seat. Game seats run 0..n-1 in lobby seat order; the
+    # two differ once someone has left before the start, leaving a gap.
+    game_seats: dict[int, int] = field(default_factory=dict)
 
     # Seats and names --------------------------------------------------------
 
@@ -113,7 +116,9 @@ class Lobby:
     def member_status(self, member: Member) -> str:
         room = self.room
         if room is not None and not room.finished:
-            return "playing" if room.is_playing(member.seat) else "spectating"
+            seat = self.game_seats.get(member.seat)
+            playing = seat is not None and room.is_playing(seat)
+            return "playing" if playing else "spectating"
         if member.endpoint is None:
             return "joined"
         return "ready" if member.ready else "connected"

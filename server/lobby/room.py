@@ -106,20 +106,10 @@ class Room:
     def _on_events(self, events: tuple[object, ...]) -> None:
         for event in events:
             if isinstance(event, RoundStarted):
-                self.broadcast(
-                    protocol.pack(
-                        [
-                            protocol.ROUND_START,
-                            {
-                                "round": event.index,
-                                "left": event.left,
-                                "right": event.right,
-                                "left_name": self.names[event.left],
-                                "right_name": self.names[event.right],
-                            },
-                        ]
-                    )
-                )
+                # Held moves do not carry over into a new round.
+                for seat in range(len(self.moves)):
+                    self.moves[seat] = 0.0
+                self.broadcast(self._round_start(event.index, event.left, event.right))
             elif isinstance(event, Scored):
                 game = self.game
                 scorer = game.left_seat if event.side == 0 else game.right_seat
@@ -150,6 +140,27 @@ class Room:
             endpoint.send(data)
 
     # Views ---------------------------------------------------------------
+
+    def round_message(self) -> bytes | None:
+        """ROUND_START for the round in play, for a socket that joins late."""
+        game = self.game
+        if game.finished or game.in_break or game.tick == 0:
+            return None
+        return self._round_start(game.round_index, game.left_seat, game.right_seat)
+
+    def _round_start(self, index: int, left: int, right: int) -> bytes:
+        return protocol.pack(
+            [
+                protocol.ROUND_START,
+                {
+                    "round": index,
+                    "left": left,
+                    "right": right,
+                    "left_name": self.names[left],
+                    "right_name": self.names[right],
+                },
+            ]
+        )
 
     def start_message(self, you: list[int]) -> bytes:
         """GAME_START for one socket; ``you`` lists the seats it drives."""

@@ -74,7 +74,6 @@ class Session:
     lobby: Lobby | None = None
     member: Member | None = None
     local: LocalGame | None = None
-    bad_frames: int = 0
 
 
 @dataclass(slots=True)
@@ -112,7 +111,6 @@ class LobbyService:
         self.counters = Counters()
         self._tokens: dict[bytes, tuple[Lobby, Member] | LocalGame] = {}
         self._lobby_of_room: dict[str, Lobby] = {}
-        self._seat_maps: dict[str, dict[int, int]] = {}  # game id -> lobby->game
         self._saving: dict[str, asyncio.Future[None]] = {}
         self._lobby_writes: set[asyncio.Task[None]] = set()
 
@@ -131,20 +129,12 @@ class LobbyService:
     async def close(self) -> None:
         """Interrupt running games, store them, close every socket."""
         self.scheduler.stop()
-        now = time.time()
         for room in list(self.rooms.values()):
-            room.finished = True
-            await self._wait_saves(room)
-            try:
-                await self.store.finish_game(room.game_id, "interrupted", None, now)
-            except Exception:
-                logger.exception("game %s: could not store interruption", room.game_id)
-            for endpoint in room.audience:
-                endpoint.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+            self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
+        await self.drain()
         for lobby in self.lobbies.values():
             for endpoint in lobby.endpoints():
                 endpoint.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
-        self.rooms.clear()
 
     def _load_lobby(self, record: LobbyRecord) -> None:
         lobby = Lobby(
@@ -285,7 +275,7 @@ class LobbyService:
                     "seat": m.seat,
                     "player_id": m.player_id,
                     "name": m.name,
-                    "status": "left" if record.status == CLOSED else "joined",
+                    "status": "closed" if record.status == CLOSED else "joined",
                     "host": m.player_id == record.host_player_id,
                 }
                 for m in record.members
@@ -341,6 +331,8 @@ class LobbyService:
         if not token:
             raise ClientError("unauthorized")
         bound = self._tokens.get(ids.hash_token(token))
+        if bound is None:
+            raise ClientError("invalid_token")
         lobby = await self._open_lobby(lobby_id)
         if not isinstance(bound, tuple) or bound[0] is not lobby:
             raise ClientError("not_host")
@@ -363,17 +355,16 @@ class LobbyService:
             raise
 
         room = Room(record.id, "remote", game, [m.name for m in members], self)
-        seat_map = {m.seat: i for i, m in enumerate(members)}
+        lobby.game_seats = {m.seat: i for i, m in enumerate(members)}
         lobby.status = STARTED
         lobby.room = room
         lobby.game_id = record.id
         self.rooms[room.game_id] = room
         self._lobby_of_room[room.game_id] = lobby
-        self._seat_maps[room.game_id] = seat_map
         for m in members:
             if m.endpoint is not None:
                 room.audience.append(m.endpoint)
-                m.endpoint.send(room.start_message([seat_map[m.seat]]))
+                m.endpoint.send(room.start_message([lobby.game_seats[m.seat]]))
         self._broadcast_lobby(lobby)
         self.scheduler.add(room)
         self.counters.games_started += 1
@@ -506,14 +497,24 @@ class LobbyService:
         old = member.endpoint
         member.endpoint = endpoint
         session = Session(endpoint, lobby=lobby, member=member)
-        endpoint.send(self._welcome(endpoint, lobby.id, member.player_id, member.name))
+        rules = replace(self.rules, points_to_win=lobby.points_to_win)
+        welcome = self._welcome(
+            endpoint, rules, lobby.id, member.player_id, member.name
+        )
+        endpoint.send(welcome)
         room = lobby.room
         if room is not None and not room.finished:
             if old is not None and old in room.audience:
                 room.audience.remove(old)
             room.audience.append(endpoint)
-            seat_map = self._seat_maps[room.game_id]
-            endpoint.send(room.start_message([seat_map[member.seat]]))
+            seat = lobby.game_seats[member.seat]
+            # A new socket for the seat starts its input sequence afresh.
+            room.seqs[seat] = room.acks[seat] = 0
+            room.moves[seat] = 0.0
+            endpoint.send(room.start_message([seat]))
+            round_start = room.round_message()
+            if round_start is not None:
+                endpoint.send(round_start)
         if old is not None:
             old.close(protocol.CLOSE_REPLACED, "another socket took this seat")
         self._broadcast_lobby(lobby)
@@ -526,8 +527,11 @@ class LobbyService:
         old = local.endpoint
         local.endpoint = endpoint
         room.audience[:] = [endpoint]
-        endpoint.send(self._welcome(endpoint, None, None, None))
+        endpoint.send(self._welcome(endpoint, room.game.rules, None, None, None))
         endpoint.send(room.start_message(list(range(room.game.n_players))))
+        round_start = room.round_message()
+        if local.started and round_start is not None:
+            endpoint.send(round_start)
         if old is not None:
             old.close(protocol.CLOSE_REPLACED, "another socket took this game")
         if not local.started:
@@ -541,6 +545,7 @@ class LobbyService:
     def _welcome(
         self,
         endpoint: Endpoint,
+        rules: Rules,
         lobby_id: str | None,
         player_id: str | None,
         name: str | None,
@@ -554,7 +559,7 @@ class LobbyService:
                     "player_id": player_id,
                     "name": name,
                     "tick_rate": self.config.tick_rate,
-                    "rules": self.rules.to_wire(),
+                    "rules": rules.to_wire(),
                 },
             ]
         )
@@ -584,7 +589,7 @@ class LobbyService:
             if maybe_room is None:
                 raise ClientError("not_in_game")
             room = maybe_room
-            seat = self._seat_maps[room.game_id][member.seat]
+            seat = lobby.game_seats[member.seat]
             if message.seat is not None and message.seat != seat:
                 raise ClientError("forbidden", "a socket moves only its own paddle")
         if room.finished or not room.is_playing(seat):
@@ -631,7 +636,7 @@ class LobbyService:
         room = lobby.room
         if room is not None and endpoint in room.audience:
             room.audience.remove(endpoint)
-            seat = self._seat_maps[room.game_id].get(member.seat)
+            seat = lobby.game_seats.get(member.seat)
             if seat is not None:
                 room.moves[seat] = 0.0
         self._broadcast_lobby(lobby)
@@ -687,14 +692,31 @@ class LobbyService:
         message = {"game_id": room.game_id, "status": "error", "winner": None}
         self._finish(room, "error", None, message, protocol.CLOSE_INTERNAL)
 
-    def _interrupt(self, room: Room, why: str) -> None:
+    def _interrupt(
+        self, room: Room, why: str, close_code: int = protocol.CLOSE_GAME_OVER
+    ) -> None:
         if room.finished:
             return
         room.finished = True
         self.scheduler.discard_finished()
         logger.info("game %s interrupted: %s", room.game_id, why)
         message = {"game_id": room.game_id, "status": "interrupted", "winner": None}
-        self._finish(room, "interrupted", None, message)
+
+        # Keep the score of the round in play; the store marks it interrupted.
+        game = room.game
+        if game.tick and not game.in_break and not game.finished:
+            left, right = game.round.score
+            write = self.store.finish_round(
+                room.game_id,
+                game.round_index,
+                left,
+                right,
+                None,
+                "interrupted",
+                time.time(),
+            )
+            self._persist(room, write)
+        self._finish(room, "interrupted", None, message, close_code)
 
     def _finish(
         self,
@@ -726,7 +748,6 @@ class LobbyService:
 
     def _release(self, room: Room) -> None:
         self.rooms.pop(room.game_id, None)
-        self._seat_maps.pop(room.game_id, None)
         lobby = self._lobby_of_room.pop(room.game_id, None)
         if lobby is not None:
             lobby.status = CLOSED

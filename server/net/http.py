@@ -74,6 +74,7 @@ class Response:
     body: bytes
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    head_only: bool = False  # a HEAD request: the headers of GET, no body
 
 
 def json_response(status: int, payload: object) -> Response:
@@ -220,6 +221,8 @@ class HttpConnection(asyncio.Protocol):
                 self._write(error_response(item), keep_alive=False)
                 return
             response = await self.context.router.handle(item)
+            if item.method == "HEAD":
+                response.head_only = True
             self._write(response, item.keep_alive)
             if not item.keep_alive:
                 return
@@ -240,7 +243,7 @@ class HttpConnection(asyncio.Protocol):
         ]
         lines += [f"{k}: {v}" for k, v in response.headers]
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        transport.write(head + response.body)
+        transport.write(head if response.head_only else head + response.body)
         metrics = self.context.metrics
         metrics.http_responses[response.status] = (
             metrics.http_responses.get(response.status, 0) + 1
@@ -278,5 +281,10 @@ class HttpConnection(asyncio.Protocol):
             self._idle = None
         raw = bytes(self._raw)
         self._raw = bytearray()
+        if not raw.startswith(b"GET "):
+            # The upgrade came in the same read as an earlier request, whose
+            # completion reset the buffer: the handshake bytes are gone.
+            self._fail(ClientError("bad_request", "upgrade pipelined"))
+            return
         self.ws = WebSocketSession(self.transport, self.context, self.peer)
         self.ws.start(raw)

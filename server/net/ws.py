@@ -13,11 +13,14 @@ The first message must be HELLO with the token from create/join/start, within
 it is bound to one seat or one local game (``server.lobby.service``), never to
 a name or an ID the client sends.
 
-A frame that breaks the protocol gets an ERROR with a code from
-``server.errors`` and is otherwise ignored; after ``MAX_BAD_FRAMES`` of them
-the socket is closed with 4003. Text frames close with 1003 and fragmented
-messages with 4003: the protocol has neither. Messages over
-``Config.max_frame`` bytes close with 1009 (done by the protocol object).
+A refused message gets an ERROR with a code from ``server.errors`` and is
+otherwise ignored. Frames that break the protocol itself (not msgpack, an
+unknown type, a wrong field, anything before HELLO) also count against the
+socket: after ``MAX_BAD_FRAMES`` of them it is closed with 4003. Refusals of
+well-formed messages (an INPUT from a spectator, say) do not count. Text
+frames close with 1003 and fragmented messages with 4003: the protocol has
+neither. Messages over ``Config.max_frame`` bytes close with 1009 (done by
+the protocol object).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 _protocol_logger = logging.getLogger(__name__ + ".frames")
 _protocol_logger.setLevel(logging.WARNING)
 
+_PROTOCOL_VIOLATIONS = frozenset({"bad_frame", "unknown_type", "not_authenticated"})
 CLOSE_TIMEOUT = 3.0  # seconds we wait for the peer's close frame before dropping
 _ids = itertools.count(1)
 
@@ -174,6 +178,8 @@ class WebSocketSession:
         metrics = self.context.metrics
         metrics.errors[exc.code] = metrics.errors.get(exc.code, 0) + 1
         self.send(protocol.error(exc.code, exc.message))
+        if exc.code not in _PROTOCOL_VIOLATIONS:
+            return
         self.bad_frames += 1
         if self.bad_frames > protocol.MAX_BAD_FRAMES:
             logger.warning("%s %s: too many bad frames", self.socket_id, self.peer)
