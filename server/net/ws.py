@@ -197,11 +197,23 @@ class WebSocketSession:
         self._flush()
 
     def send_snapshot(self, data: bytes) -> bool:
-        transport = self.transport
-        if transport.get_write_buffer_size() > self.context.config.max_send_buffer:
-            self.context.metrics.dropped_snapshots += 1
+        """Write a snapshot, framed once for every socket that gets it.
+
+        A room hands the same ``data`` object to each socket of its audience
+        in turn, so the frame built for the first is reused for the rest.
+        The bytes go straight to the transport: no extension is negotiated
+        and we never fragment, so the protocol object has nothing to add.
+        """
+        if self.proto.state is not State.OPEN:
             return False
-        self.send(data)
+        transport = self.transport
+        metrics = self.context.metrics
+        if transport.get_write_buffer_size() > self.context.config.max_send_buffer:
+            metrics.dropped_snapshots += 1
+            return False
+        transport.write(_frame_once(data))
+        metrics.frames_out += 1
+        metrics.bytes_out += len(data)
         return True
 
     def close(self, code: int, reason: str) -> None:
@@ -242,3 +254,28 @@ class WebSocketSession:
             self.context.service.disconnect(self.session)
             self.session = None
         logger.debug("%s: socket closed", self.socket_id)
+
+
+_last_payload = b""
+_last_frame = b""
+
+
+def _frame_once(payload: bytes) -> bytes:
+    """A final, unmasked binary frame holding ``payload`` (RFC 6455, 5.2).
+
+    Remembers the last payload by identity: holding a reference keeps the
+    object alive, so a later, different payload can never share its id.
+    """
+    global _last_payload, _last_frame
+    if payload is _last_payload:
+        return _last_frame
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x82, n))
+    elif n < 65536:
+        header = bytes((0x82, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x82, 127)) + n.to_bytes(8, "big")
+    _last_payload = payload
+    _last_frame = header + payload
+    return _last_frame
