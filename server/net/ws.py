@@ -256,7 +256,8 @@ class WebSocketSession:
         logger.debug("%s: socket closed", self.socket_id)
 
 
-_last_payload = b""
+# Starts as a fresh object that no payload can be (b"" is a shared singleton).
+_last_payload: object = object()
 _last_frame = b""
 
 
