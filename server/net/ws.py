@@ -35,6 +35,11 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+try:  # websockets' C unmasking, as its own parser uses, where it was built
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover
+    from websockets.utils import apply_mask
+
 from .. import protocol
 from ..errors import ClientError
 from ..lobby.service import Session
@@ -69,6 +74,9 @@ class WebSocketSession:
         self._lost = False
         self._opened = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # Bytes the protocol object holds of a frame not yet complete; the
+        # fast path in data_received is only taken while it is empty.
+        self._reader_buffer = self.proto.reader.buffer
 
     # Opening -----------------------------------------------------------------
 
@@ -102,8 +110,43 @@ class WebSocketSession:
     # Receiving ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if self.session is not None and not self._reader_buffer:
+            data = self._take_small_frames(data)
+            if not data:
+                return
         self.proto.receive_data(data)
         self._handle_events()
+
+    def _take_small_frames(self, data: bytes) -> bytes:
+        """Handle whole small binary frames here; return what is left.
+
+        Nearly every frame a player sends is a final, masked, binary frame of
+        under 126 bytes: an INPUT. Parsing those here costs a fraction of
+        the general parser, which measurably limits how many players a core
+        can serve. Anything else (control frames, text, longer or partial
+        frames) and everything after it goes to the websockets protocol
+        object, whose buffer must then be empty again before this path is
+        taken (``_reader_buffer``), so frames are always handled in order.
+        """
+        end = len(data)
+        i = 0
+        while i + 6 <= end and data[i] == 0x82:
+            length = data[i + 1] ^ 0x80  # the mask bit must be set
+            if length >= 126:
+                break
+            start = i + 6
+            stop = start + length
+            if stop > end:
+                break
+            mask = data[i + 2 : start]
+            metrics = self.context.metrics
+            metrics.frames_in += 1
+            metrics.bytes_in += length
+            self._on_message(apply_mask(data[start:stop], mask))
+            i = stop
+            if self._lost or self.proto.state is not State.OPEN:
+                return b""
+        return data[i:] if i else data
 
     def _handle_events(self) -> None:
         for event in self.proto.events_received():
