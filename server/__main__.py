@@ -45,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--public-url",
         help="base URL clients reach the server at, if not https://HOST:PORT",
     )
+    p.add_argument(
+        "--hello-timeout",
+        type=float,
+        default=d.hello_timeout,
+        help="seconds a new WebSocket has to send HELLO (%(default)s)",
+    )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
     if (a.cert is None) != (a.key is None):
@@ -53,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--tick-rate is 1..1000")
     if not 1 <= a.points_to_win <= 99:
         p.error("--points-to-win is 1..99")
+    if not 0.1 <= a.hello_timeout <= 600:
+        p.error("--hello-timeout is 0.1..600 seconds")
     return Config(
         host=a.host,
         port=a.port,
@@ -64,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         public_url=a.public_url,
         tick_rate=a.tick_rate,
         points_to_win=a.points_to_win,
+        hello_timeout=a.hello_timeout,
         log_level=a.log_level.upper(),
     )
 
