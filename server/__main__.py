@@ -46,6 +46,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="base URL clients reach the server at, if not https://HOST:PORT",
     )
     p.add_argument(
+        "--max-lobbies",
+        type=int,
+        default=d.max_lobbies,
+        help="open lobbies held at once; create answers 503 beyond (%(default)s)",
+    )
+    p.add_argument(
         "--hello-timeout",
         type=float,
         default=d.hello_timeout,
@@ -59,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--tick-rate is 1..1000")
     if not 1 <= a.points_to_win <= 99:
         p.error("--points-to-win is 1..99")
+    if a.max_lobbies < 1:
+        p.error("--max-lobbies is at least 1")
     if not 0.1 <= a.hello_timeout <= 600:
         p.error("--hello-timeout is 0.1..600 seconds")
     return Config(
@@ -73,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         tick_rate=a.tick_rate,
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,
+        max_lobbies=a.max_lobbies,
         log_level=a.log_level.upper(),
     )
 

@@ -16,6 +16,12 @@ How it works:
 - On any failure the transaction is rolled back before the lock is released.
   aiosqlite runs a connection's statements in the order they were queued,
   so even a cancelled caller's ROLLBACK lands before the next BEGIN.
+- Group commit for the high-rate writes. Lobby creations and joins queue up
+  while a transaction is running and are then written together: one
+  transaction, one ``executemany`` per table, one fsync, however many there
+  are. Each caller still returns only after the commit that holds its rows.
+  If a batch fails as a whole, its entries are retried one transaction each,
+  so one bad entry fails alone and the others land.
 - ``busy_timeout`` only matters when another process (an operator's sqlite3
   shell, a backup) holds the file; our own writes never contend.
 """
@@ -27,6 +33,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -154,10 +161,16 @@ class SqliteStore(Store):
         self._write_lock = asyncio.Lock()
         self._read_lock = asyncio.Lock()
         self._closed = False
+        # Entries waiting for the next group commit, and the task writing them.
+        self._queued_lobbies: list[_NewLobby] = []
+        self._queued_members: list[_NewMember] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         # asyncio.Lock wakes waiters in order, so writes queued before this
         # call still run; those queued after it find the store closed.
+        if self._committer is not None:
+            await asyncio.gather(self._committer, return_exceptions=True)
         async with self._write_lock:
             if self._closed:
                 return
@@ -176,30 +189,106 @@ class SqliteStore(Store):
             and host_member.player_id == host.id == lobby.host_player_id,
             "create_lobby: lobby, host and host_member disagree",
         )
-        async with self._write(f"create lobby {lobby.id}") as conn:
-            if await _exists(conn, "SELECT 1 FROM lobbies WHERE id = ?", lobby.id):
-                raise DuplicateIdError(f"lobby id {lobby.id} is taken")
-            await _insert_players(conn, [host])
-            await _run(
-                conn,
-                "INSERT INTO lobbies"
-                f" ({_LOBBY_COLUMNS}, status_changed_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                lobby.id,
-                lobby.host_player_id,
-                lobby.status,
-                lobby.max_players,
-                lobby.points_to_win,
-                lobby.created_at,
-                lobby.created_at,
-            )
-            await _insert_member(conn, host_member)
+        entry = _NewLobby(lobby, host, host_member, self._future())
+        self._queued_lobbies.append(entry)
+        await self._commit_soon(entry.done)
 
     async def add_member(self, member: MemberRecord, player: PlayerRecord) -> None:
         _require(member.player_id == player.id, "add_member: member and player differ")
-        async with self._write(f"add {member.player_id} to {member.lobby_id}") as conn:
-            await _insert_players(conn, [player])
-            await _insert_member(conn, member)
+        entry = _NewMember(member, player, self._future())
+        self._queued_members.append(entry)
+        await self._commit_soon(entry.done)
+
+    # Group commit.
+
+    def _future(self) -> asyncio.Future[None]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return asyncio.get_running_loop().create_future()
+
+    async def _commit_soon(self, done: asyncio.Future[None]) -> None:
+        """Make sure a committer runs, then wait for ``done``.
+
+        The wait is shielded: a cancelled caller stops waiting, but its entry
+        stays in the batch and is written (or fails) with the others.
+        """
+        if self._committer is None or self._committer.done():
+            loop = asyncio.get_running_loop()
+            self._committer = loop.create_task(self._commit_queued())
+        await asyncio.shield(done)
+
+    async def _commit_queued(self) -> None:
+        while self._queued_lobbies or self._queued_members:
+            async with self._write_lock:
+                # Taken under the lock: all that queued while we waited for
+                # the previous transaction joins this one.
+                lobbies, self._queued_lobbies = self._queued_lobbies, []
+                members, self._queued_members = self._queued_members, []
+                if self._closed:
+                    queued: list[_NewLobby | _NewMember] = [*lobbies, *members]
+                    for item in queued:
+                        _settle(item.done, StoreError("the store is closed"))
+                    return
+                lobbies = await self._drop_taken_lobby_ids(lobbies)
+                every: list[_NewLobby | _NewMember] = [*lobbies, *members]
+                try:
+                    async with self._transaction_held(
+                        self._writer, "IMMEDIATE", "group commit"
+                    ) as conn:
+                        await _insert_lobbies(conn, lobbies)
+                        await _insert_members(conn, members)
+                except Exception as exc:
+                    logger.warning("group commit failed; writing one by one: %s", exc)
+                    await self._write_one_by_one(lobbies, members)
+                    continue
+            for written in every:
+                _settle(written.done, None)
+
+    async def _drop_taken_lobby_ids(self, lobbies: list[_NewLobby]) -> list[_NewLobby]:
+        """Fail the entries whose lobby id exists or repeats; return the rest."""
+        if not lobbies:
+            return lobbies
+        ids = [e.lobby.id for e in lobbies]
+        marks = ", ".join("?" * len(ids))
+        try:
+            rows = await _fetch(
+                self._writer, f"SELECT id FROM lobbies WHERE id IN ({marks})", *ids
+            )
+        except _DRIVER_ERRORS as exc:
+            error = StoreError("could not check lobby ids")
+            error.__cause__ = exc
+            for entry in lobbies:
+                _settle(entry.done, error)
+            return []
+        taken = {row[0] for row in rows}
+        kept: list[_NewLobby] = []
+        for entry in lobbies:
+            if entry.lobby.id in taken:
+                _settle(
+                    entry.done, DuplicateIdError(f"lobby id {entry.lobby.id} is taken")
+                )
+            else:
+                taken.add(entry.lobby.id)
+                kept.append(entry)
+        return kept
+
+    async def _write_one_by_one(
+        self, lobbies: list[_NewLobby], members: list[_NewMember]
+    ) -> None:
+        entries: list[_NewLobby | _NewMember] = [*lobbies, *members]
+        for entry in entries:
+            try:
+                async with self._transaction_held(
+                    self._writer, "IMMEDIATE", "write one entry"
+                ) as conn:
+                    if isinstance(entry, _NewLobby):
+                        await _insert_lobbies(conn, [entry])
+                    else:
+                        await _insert_members(conn, [entry])
+            except Exception as exc:
+                _settle(entry.done, exc)
+            else:
+                _settle(entry.done, None)
 
     async def remove_member(self, lobby_id: str, player_id: str, at: float) -> None:
         async with self._write(f"remove {player_id} from {lobby_id}") as conn:
@@ -452,24 +541,31 @@ class SqliteStore(Store):
         ``what`` names the operation in the StoreError raised on failure; it
         goes to our logs only, never to a client.
         """
-        async with lock:
-            if self._closed:
-                raise StoreError(f"{what}: the store is closed")
-            try:
-                # IMMEDIATE takes the write lock up front, so a transaction
-                # never fails half-way for want of it.
-                await _run(conn, f"BEGIN {kind}")
-                yield conn
-                await _run(conn, "COMMIT")
-            except BaseException as exc:
-                # A failed COMMIT (a deferred foreign key, a full disk) leaves
-                # the transaction open, so this runs for it too. It fails
-                # harmlessly when BEGIN itself did not happen.
-                with contextlib.suppress(sqlite3.Error):
-                    await _run(conn, "ROLLBACK")
-                if isinstance(exc, _DRIVER_ERRORS):
-                    raise StoreError(f"{what} failed: {exc}") from exc
-                raise
+        async with lock, self._transaction_held(conn, kind, what):
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def _transaction_held(
+        self, conn: aiosqlite.Connection, kind: str, what: str
+    ) -> AsyncIterator[aiosqlite.Connection]:
+        """The body of ``_transaction``, for a caller already holding the lock."""
+        if self._closed:
+            raise StoreError(f"{what}: the store is closed")
+        try:
+            # IMMEDIATE takes the write lock up front, so a transaction
+            # never fails half-way for want of it.
+            await _run(conn, f"BEGIN {kind}")
+            yield conn
+            await _run(conn, "COMMIT")
+        except BaseException as exc:
+            # A failed COMMIT (a deferred foreign key, a full disk) leaves
+            # the transaction open, so this runs for it too. It fails
+            # harmlessly when BEGIN itself did not happen.
+            with contextlib.suppress(sqlite3.Error):
+                await _run(conn, "ROLLBACK")
+            if isinstance(exc, _DRIVER_ERRORS):
+                raise StoreError(f"{what} failed: {exc}") from exc
+            raise
 
 
 # Statement helpers. Parameters are always bound, never formatted into SQL;
@@ -518,16 +614,75 @@ async def _insert_players(
     )
 
 
-async def _insert_member(conn: aiosqlite.Connection, member: MemberRecord) -> None:
-    await _run(
+@dataclass(slots=True)
+class _NewLobby:
+    lobby: LobbyRecord
+    host: PlayerRecord
+    member: MemberRecord
+    done: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _NewMember:
+    member: MemberRecord
+    player: PlayerRecord
+    done: asyncio.Future[None]
+
+
+def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+        # A caller that was cancelled never retrieves it; that is not a bug.
+        done.add_done_callback(lambda f: f.exception())
+
+
+async def _insert_lobbies(conn: aiosqlite.Connection, entries: list[_NewLobby]) -> None:
+    if not entries:
+        return
+    await _insert_players(conn, [e.host for e in entries])
+    await _run_many(
+        conn,
+        f"INSERT INTO lobbies ({_LOBBY_COLUMNS}, status_changed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                e.lobby.id,
+                e.lobby.host_player_id,
+                e.lobby.status,
+                e.lobby.max_players,
+                e.lobby.points_to_win,
+                e.lobby.created_at,
+                e.lobby.created_at,
+            )
+            for e in entries
+        ],
+    )
+    await _insert_member_rows(conn, [e.member for e in entries])
+
+
+async def _insert_members(
+    conn: aiosqlite.Connection, entries: list[_NewMember]
+) -> None:
+    if not entries:
+        return
+    await _insert_players(conn, [e.player for e in entries])
+    await _insert_member_rows(conn, [e.member for e in entries])
+
+
+async def _insert_member_rows(
+    conn: aiosqlite.Connection, members: list[MemberRecord]
+) -> None:
+    await _run_many(
         conn,
         f"INSERT INTO lobby_members ({_MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-        member.lobby_id,
-        member.player_id,
-        member.seat,
-        member.name,
-        member.token_hash,
-        member.joined_at,
+        [
+            (m.lobby_id, m.player_id, m.seat, m.name, m.token_hash, m.joined_at)
+            for m in members
+        ],
     )
 
 

@@ -537,3 +537,43 @@ async def test_a_lobby_whose_game_was_cut_short_is_closed(
     closed = await store.get_lobby("L1")
     assert closed is not None and closed.status == "closed"
     assert await store.load_open_lobbies() == []
+
+
+async def test_group_commit_fails_only_the_bad_entries(
+    store: SqliteStore, db_path: Path
+) -> None:
+    await make_lobby(store, "TAKEN", "t0")
+    # One batch: good lobbies, an id already in the file, an id repeated within
+    # the batch, and a join that clashes on a seat. Each bad entry fails on
+    # its own; every good one lands.
+    lobbies = [
+        store.create_lobby(
+            lobby(f"L{i}", f"h{i}"), player(f"h{i}"), member(f"L{i}", f"h{i}", 0)
+        )
+        for i in range(20)
+    ]
+    dup_file = store.create_lobby(
+        lobby("TAKEN", "x1"), player("x1"), member("TAKEN", "x1", 0)
+    )
+    dup_batch = store.create_lobby(
+        lobby("L3", "x2"), player("x2"), member("L3", "x2", 0)
+    )
+    joins = [
+        store.add_member(member("L0", f"j{i}", i + 1), player(f"j{i}"))
+        for i in range(2)
+    ]
+    clash = store.add_member(member("L0", "j9", 1), player("j9"))  # seat 1 again
+
+    results = await asyncio.gather(
+        *lobbies, dup_file, dup_batch, *joins, clash, return_exceptions=True
+    )
+
+    assert results[:20] == [None] * 20
+    assert isinstance(results[20], DuplicateIdError)
+    assert isinstance(results[21], DuplicateIdError)
+    assert results[22:24] == [None, None]
+    assert isinstance(results[24], GameServerError)
+    assert count(db_path, "lobbies") == 21
+    assert count(db_path, "players", "id IN ('x1', 'x2', 'j9')") == 0
+    l0 = await store.get_lobby("L0")
+    assert l0 is not None and [m.player_id for m in l0.members] == ["h0", "j0", "j1"]
