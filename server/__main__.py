@@ -52,10 +52,22 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="open lobbies held at once; create answers 503 beyond (%(default)s)",
     )
     p.add_argument(
+        "--max-connections-per-address",
+        type=int,
+        default=d.max_connections_per_address,
+        help="open connections one address may hold (%(default)s)",
+    )
+    p.add_argument(
         "--hello-timeout",
         type=float,
         default=d.hello_timeout,
         help="seconds a new WebSocket has to send HELLO (%(default)s)",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=d.request_timeout,
+        help="seconds an HTTP request may take to arrive; then 408 (%(default)s)",
     )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
@@ -67,8 +79,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--points-to-win is 1..99")
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
-    if not 0.1 <= a.hello_timeout <= 600:
-        p.error("--hello-timeout is 0.1..600 seconds")
+    for name in ("hello_timeout", "request_timeout"):
+        if not 0.1 <= getattr(a, name) <= 600:
+            p.error(f"--{name.replace('_', '-')} is 0.1..600 seconds")
     return Config(
         host=a.host,
         port=a.port,
@@ -81,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         tick_rate=a.tick_rate,
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,
+        request_timeout=a.request_timeout,
         max_lobbies=a.max_lobbies,
+        max_connections_per_address=a.max_connections_per_address,
         log_level=a.log_level.upper(),
     )
 

@@ -39,6 +39,8 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("forbidden", 403, "This token may not do that."),
     ErrorCode("not_found", 404, "No such endpoint."),
     ErrorCode("method_not_allowed", 405, "This endpoint does not accept that method."),
+    ErrorCode("request_timeout", 408, "The request was not received in time."),
+    ErrorCode("too_many_connections", 429, "Too many connections from your address."),
     ErrorCode("body_too_large", 413, "The request body is too large."),
     ErrorCode("headers_too_large", 431, "The request headers are too large."),
     ErrorCode("unsupported_media_type", 415, "The request body must be JSON."),

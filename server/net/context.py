@@ -35,3 +35,4 @@ class Context:
     router: Router
     metrics: Metrics
     exporter: ServerMetrics | None = None
+    per_address: dict[str, int] = field(default_factory=dict)  # open connections

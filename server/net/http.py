@@ -47,10 +47,12 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -97,8 +99,10 @@ class HttpConnection(asyncio.Protocol):
         self.ws: WebSocketSession | None = None
         self._queue: collections.deque[Request | ClientError] = collections.deque()
         self._worker: asyncio.Task[None] | None = None
-        self._idle: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._closing = False
+        self._counted = False  # holds a place in context.per_address
+        self.address = "?"
         self._reset()
 
     def _reset(self) -> None:
@@ -117,8 +121,21 @@ class HttpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self.address = str(peer[0]) if peer else "?"
         self.context.metrics.connections += 1
-        self._arm_idle()
+
+        # Each address may hold a bounded number of connections; one more is
+        # answered 429 and closed, before any of its bytes are read.
+        per_address = self.context.per_address
+        held = per_address.get(self.address, 0)
+        if held >= self.context.config.max_connections_per_address:
+            logger.warning("%s: over the per-address connection cap", self.peer)
+            self._closing = True
+            self._write(error_response(ClientError("too_many_connections")), False)
+            return
+        per_address[self.address] = held + 1
+        self._counted = True
+        self._arm_idle_timer()
 
     def data_received(self, data: bytes) -> None:
         if self.ws is not None:
@@ -143,8 +160,15 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.context.metrics.connections -= 1
-        if self._idle is not None:
-            self._idle.cancel()
+        if self._counted:
+            per_address = self.context.per_address
+            left = per_address[self.address] - 1
+            if left:
+                per_address[self.address] = left
+            else:
+                del per_address[self.address]
+        if self._timer is not None:
+            self._timer.cancel()
         if self.ws is not None:
             self.ws.connection_lost()
         if self._worker is not None:
@@ -154,9 +178,13 @@ class HttpConnection(asyncio.Protocol):
     # httptools callbacks ----------------------------------------------------
 
     def on_message_begin(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        # A client that trickles its headers or body is cut off at the
+        # deadline, whatever its pace: each slow connection holds a buffer.
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = self.context.config.request_timeout
+        self._timer = loop.call_later(deadline, self._request_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -187,6 +215,9 @@ class HttpConnection(asyncio.Protocol):
             raise ClientError("body_too_large")
 
     def on_message_complete(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next; see _upgrade
         url = httptools.parse_url(bytes(self._url))
@@ -226,7 +257,7 @@ class HttpConnection(asyncio.Protocol):
             self._write(response, item.keep_alive)
             if not item.keep_alive:
                 return
-        self._arm_idle()
+        self._arm_idle_timer()
 
     def _write(self, response: Response, keep_alive: bool) -> None:
         transport = self.transport
@@ -257,11 +288,16 @@ class HttpConnection(asyncio.Protocol):
         self._closing = True
         self._enqueue(error)
 
-    def _arm_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
+    def _arm_idle_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(KEEPALIVE_TIMEOUT, self._idle_timeout)
+        self._timer = loop.call_later(KEEPALIVE_TIMEOUT, self._idle_timeout)
+
+    def _request_timeout(self) -> None:
+        self._timer = None
+        if self.ws is None and not self._closing:
+            self._fail(ClientError("request_timeout"))
 
     def _idle_timeout(self) -> None:
         if self.ws is None and self.transport is not None and not self._queue:
@@ -276,9 +312,9 @@ class HttpConnection(asyncio.Protocol):
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
             return
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         raw = bytes(self._raw)
         self._raw = bytearray()
         if not raw.startswith(b"GET "):
