@@ -69,6 +69,24 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=d.request_timeout,
         help="seconds an HTTP request may take to arrive; then 408 (%(default)s)",
     )
+    p.add_argument(
+        "--ping-after",
+        type=float,
+        default=d.ping_after,
+        help="seconds of silence before a socket is pinged (%(default)s)",
+    )
+    p.add_argument(
+        "--ping-timeout",
+        type=float,
+        default=d.ping_timeout,
+        help="further seconds of silence before it is closed, 4008 (%(default)s)",
+    )
+    p.add_argument(
+        "--slow-reader-timeout",
+        type=float,
+        default=d.slow_reader_timeout,
+        help="seconds a socket may stay over its send buffer; then 4009 (%(default)s)",
+    )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
     if (a.cert is None) != (a.key is None):
@@ -79,7 +97,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--points-to-win is 1..99")
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
-    for name in ("hello_timeout", "request_timeout"):
+    timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
+    for name in (*timeouts, "slow_reader_timeout"):
         if not 0.1 <= getattr(a, name) <= 600:
             p.error(f"--{name.replace('_', '-')} is 0.1..600 seconds")
     return Config(
@@ -95,6 +114,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,
         request_timeout=a.request_timeout,
+        ping_after=a.ping_after,
+        ping_timeout=a.ping_timeout,
+        slow_reader_timeout=a.slow_reader_timeout,
         max_lobbies=a.max_lobbies,
         max_connections_per_address=a.max_connections_per_address,
         log_level=a.log_level.upper(),

@@ -58,6 +58,9 @@ CLOSE_PROTOCOL = 4003  # too many refused frames
 CLOSE_REPLACED = 4004  # another socket took this seat
 CLOSE_LEFT = 4005  # the player left the lobby; the token is void
 CLOSE_GAME_OVER = 4006  # the game this socket was for has ended
+CLOSE_PING_TIMEOUT = 4008  # nothing heard from the peer, even after a ping
+CLOSE_TOO_SLOW = 4009  # the peer read too slowly for too long
+CLOSE_FLOOD = 4010  # the peer sent messages faster than allowed for too long
 
 MAX_STR = 256  # bytes in any string field; a token is 43
 MAX_ARRAY = 8  # elements in any client array

@@ -53,6 +53,7 @@ _protocol_logger = logging.getLogger(__name__ + ".frames")
 _protocol_logger.setLevel(logging.WARNING)
 
 _PROTOCOL_VIOLATIONS = frozenset({"bad_frame", "unknown_type", "not_authenticated"})
+LIVENESS_CHECK = 5.0  # seconds between checks of a socket's silence
 CLOSE_TIMEOUT = 3.0  # seconds we wait for the peer's close frame before dropping
 _ids = itertools.count(1)
 
@@ -71,6 +72,17 @@ class WebSocketSession:
         self.session: Session | None = None
         self.bad_frames = 0
         self._timer: asyncio.TimerHandle | None = None
+        self._liveness: asyncio.TimerHandle | None = None
+        self._loop = asyncio.get_running_loop()
+        self._heard_at = self._loop.time()  # when the peer last sent anything
+        self._pinged = False
+        self._behind_since: float | None = None  # over the send buffer bound
+        # Message rate limit, a token bucket: a steady 2.5 messages per tick
+        # (at least 150/s) with bursts of twice that. One input per tick, and
+        # the occasional other message, stays well inside it.
+        self._rate = max(150.0, 2.5 * context.config.tick_rate)
+        self._allowance = 2 * self._rate
+        self._refilled_at = self._heard_at
         self._lost = False
         self._opened = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -99,8 +111,28 @@ class WebSocketSession:
         self._timer = loop.call_later(
             self.context.config.hello_timeout, self._hello_timeout
         )
+        self._liveness = loop.call_later(self._check_every, self._check_liveness)
         # The client may have sent frames right behind its handshake.
         self._handle_events()
+
+    @property
+    def _check_every(self) -> float:
+        config = self.context.config
+        return min(LIVENESS_CHECK, config.ping_after / 2, config.ping_timeout / 2)
+
+    def _check_liveness(self) -> None:
+        """Ping a silent peer; close one that stays silent after the ping."""
+        config = self.context.config
+        silent = self._loop.time() - self._heard_at
+        if silent >= config.ping_after + config.ping_timeout:
+            logger.info("%s %s: no sign of life; closing", self.socket_id, self.peer)
+            self.close(protocol.CLOSE_PING_TIMEOUT, "keepalive timeout")
+            return
+        if silent >= config.ping_after and not self._pinged:
+            self._pinged = True
+            self.proto.send_ping(b"")
+            self._flush()
+        self._liveness = self._loop.call_later(self._check_every, self._check_liveness)
 
     def _hello_timeout(self) -> None:
         self._timer = None
@@ -110,6 +142,8 @@ class WebSocketSession:
     # Receiving ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        self._heard_at = self._loop.time()
+        self._pinged = False
         if self.session is not None and not self._reader_buffer:
             data = self._take_small_frames(data)
             if not data:
@@ -167,6 +201,14 @@ class WebSocketSession:
             self.close(protocol.CLOSE_PROTOCOL, "fragmented messages unsupported")
 
     def _on_message(self, data: bytes) -> None:
+        now = self._heard_at
+        allowance = self._allowance + (now - self._refilled_at) * self._rate
+        self._refilled_at = now
+        if allowance < 1.0:
+            logger.warning("%s %s: message flood; closing", self.socket_id, self.peer)
+            self.close(protocol.CLOSE_FLOOD, "too many messages")
+            return
+        self._allowance = min(allowance, 2 * self._rate) - 1.0
         service = self.context.service
         try:
             message = protocol.decode(data)
@@ -253,7 +295,16 @@ class WebSocketSession:
         metrics = self.context.metrics
         if transport.get_write_buffer_size() > self.context.config.max_send_buffer:
             metrics.dropped_snapshots += 1
+            now = self._loop.time()
+            if self._behind_since is None:
+                self._behind_since = now
+            elif now - self._behind_since > self.context.config.slow_reader_timeout:
+                logger.warning(
+                    "%s %s: reads too slowly; closing", self.socket_id, self.peer
+                )
+                self.close(protocol.CLOSE_TOO_SLOW, "reading too slowly")
             return False
+        self._behind_since = None
         transport.write(_frame_once(data))
         metrics.frames_out += 1
         metrics.bytes_out += len(data)
@@ -269,8 +320,10 @@ class WebSocketSession:
             self._timer = loop.call_later(CLOSE_TIMEOUT, self._drop)
 
     def _drop(self) -> None:
+        # The peer did not answer our close frame in time. abort, not close:
+        # close would wait to flush a buffer that a stalled peer never reads.
         self._timer = None
-        self.transport.close()
+        self.transport.abort()
 
     def _flush(self) -> None:
         for chunk in self.proto.data_to_send():
@@ -291,6 +344,9 @@ class WebSocketSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._liveness is not None:
+            self._liveness.cancel()
+            self._liveness = None
         if self._opened:
             self.context.metrics.sockets -= 1
         if self.session is not None:

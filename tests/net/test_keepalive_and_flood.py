@@ -1,0 +1,127 @@
+"""Dead peers are found by pings; floods are cut off; others play on."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import msgpack
+from websockets.asyncio.client import connect
+
+from bench.bot import Api
+from server import protocol
+from tests.conftest import ServerProcess
+from tests.helpers import close_all, seated_bots
+
+WAIT = 10.0
+
+
+def raw_websocket(base_url: str) -> socket.socket:
+    """A WebSocket opened by hand, which answers nothing the server sends."""
+    url = urlsplit(base_url)
+    assert url.hostname is not None and url.port is not None
+    sock = socket.create_connection((url.hostname, url.port), timeout=WAIT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET /ws/ HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def read_frames(sock: socket.socket, seconds: float) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each unmasked frame the server sends, until it closes."""
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    frames = []
+    while len(data) >= 2:
+        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        frames.append((opcode, data[2 : 2 + length]))
+        data = data[2 + length :]
+    return frames
+
+
+def test_a_silent_peer_is_pinged_then_closed_4008(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(
+        tls=False,
+        extra=("--ping-after", "1", "--ping-timeout", "1", "--hello-timeout", "60"),
+    )
+    began = time.monotonic()
+    with raw_websocket(server.base_url) as sock:
+        frames = read_frames(sock, 8)
+    took = time.monotonic() - began
+    opcodes = [op for op, _ in frames]
+    assert opcodes[0] == 0x9  # a ping, which this peer never answers
+    assert opcodes[-1] == 0x8  # then a close frame
+    close_code = int.from_bytes(frames[-1][1][:2], "big")
+    assert close_code == protocol.CLOSE_PING_TIMEOUT
+    assert 2 <= took < 6
+
+
+async def test_a_silent_peer_that_answers_pings_stays(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(
+        tls=False, extra=("--ping-after", "0.5", "--ping-timeout", "0.5")
+    )
+    api = Api(server.base_url)
+    created = await api.post("/api/create_lobby/", {"host": "quiet"})
+    async with connect(server.ws_url) as ws:  # answers pings by itself
+        await ws.send(msgpack.packb([protocol.HELLO, created["token"]]))
+        await asyncio.sleep(3)  # six ping periods of silence from our side
+        await ws.send(msgpack.packb([protocol.PING, 1.0]))
+        while True:
+            message = msgpack.unpackb(await asyncio.wait_for(ws.recv(), WAIT))
+            if message[0] == protocol.PONG:
+                break
+
+
+async def test_a_flood_is_closed_4010_and_other_games_keep_their_rate(
+    plain_server: ServerProcess,
+) -> None:
+    api = Api(plain_server.base_url)
+    _, flooders = await seated_bots(api)
+    _, players = await seated_bots(api)
+    try:
+        for bots in (flooders, players):
+            await bots[0].start()
+        watcher = players[1]
+        seen = lambda: sum(watcher.snapshots_by_round.values())  # noqa: E731
+        await watcher.wait_until(lambda: seen() > 0, WAIT)
+
+        before = seen()
+        began = time.monotonic()
+        flooder = flooders[1]
+        for seq in range(1, 5001):
+            frame = msgpack.packb([protocol.INPUT, seq, 0.5])
+            try:
+                await flooder.send_raw(frame)
+            except Exception:
+                break
+        code = await flooder.wait_closed(WAIT)
+        assert code == protocol.CLOSE_FLOOD
+
+        await asyncio.sleep(1.0)
+        rate = (seen() - before) / (time.monotonic() - began)
+        assert rate > 50  # at 60 Hz, the other game did not slow down
+    finally:
+        await close_all(flooders + players)
