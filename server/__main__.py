@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds an HTTP request may take to arrive; then 408 (%(default)s)",
     )
     p.add_argument(
+        "--reconnect-grace",
+        type=float,
+        default=d.reconnect_grace,
+        help="seconds a player who dropped mid-game may take to come back "
+        "before forfeiting (%(default)s)",
+    )
+    p.add_argument(
         "--ping-after",
         type=float,
         default=d.ping_after,
@@ -98,7 +105,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
     timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
-    for name in (*timeouts, "slow_reader_timeout"):
+    for name in (*timeouts, "slow_reader_timeout", "reconnect_grace"):
         if not 0.1 <= getattr(a, name) <= 600:
             p.error(f"--{name.replace('_', '-')} is 0.1..600 seconds")
     return Config(
@@ -114,6 +121,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,
         request_timeout=a.request_timeout,
+        reconnect_grace=a.reconnect_grace,
         ping_after=a.ping_after,
         ping_timeout=a.ping_timeout,
         slow_reader_timeout=a.slow_reader_timeout,

@@ -29,6 +29,7 @@ class Config:
     max_connections_per_address: int = 1024  # more is answered 429 and closed
     max_catchup_ticks: int = 5  # ticks replayed after a stall; the rest skipped
     hello_timeout: float = 10.0  # seconds a socket has to authenticate
+    reconnect_grace: float = 15.0  # seconds a dropped player may take to come back
     ping_after: float = 20.0  # seconds of silence before we ping a socket
     ping_timeout: float = 20.0  # further seconds of silence before we close it
     slow_reader_timeout: float = 5.0  # seconds a socket may stay over its buffer

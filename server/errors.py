@@ -59,6 +59,9 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("not_authenticated", 401, "Send hello with your token first."),
     ErrorCode("invalid_token", 401, "The token is not valid."),
     ErrorCode("not_in_game", 409, "You have no paddle in the current round."),
+    ErrorCode(
+        "seat_forfeited", 410, "Your seat was forfeited: you were away too long."
+    ),
     ErrorCode("not_host", 403, "Only the lobby's host may do that."),
     ErrorCode("game_error", 500, "The game stopped because of a server error."),
     ErrorCode("internal_error", 500, "Internal server error."),

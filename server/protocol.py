@@ -45,6 +45,8 @@ ROUND_END = 70
 GAME_END = 71
 ERROR = 72
 PONG = 73
+AWAY = 74
+BACK = 75
 
 # WebSocket close codes (protocol.md, "Close codes"). 1xxx are RFC 6455's.
 CLOSE_NORMAL = 1000
@@ -58,6 +60,7 @@ CLOSE_PROTOCOL = 4003  # too many refused frames
 CLOSE_REPLACED = 4004  # another socket took this seat
 CLOSE_LEFT = 4005  # the player left the lobby; the token is void
 CLOSE_GAME_OVER = 4006  # the game this socket was for has ended
+CLOSE_FORFEITED = 4007  # the seat was forfeited after the reconnect grace period
 CLOSE_PING_TIMEOUT = 4008  # nothing heard from the peer, even after a ping
 CLOSE_TOO_SLOW = 4009  # the peer read too slowly for too long
 CLOSE_FLOOD = 4010  # the peer sent messages faster than allowed for too long

@@ -43,6 +43,8 @@ class Member:
     joined_at: float
     ready: bool = False
     endpoint: Endpoint | None = None
+    away: bool = False  # dropped during the game; may come back within the grace
+    forfeited: bool = False  # stayed away past the grace; the token is void
 
 
 @dataclass(slots=True, eq=False)
@@ -115,6 +117,10 @@ class Lobby:
 
     def member_status(self, member: Member) -> str:
         room = self.room
+        if member.forfeited:
+            return "forfeited"
+        if member.away:
+            return "away"
         if room is not None and not room.finished:
             seat = self.game_seats.get(member.seat)
             playing = seat is not None and room.is_playing(seat)

@@ -8,6 +8,11 @@ simulation with those moves, turns its events into messages, serializes one
 snapshot for the whole room and hands the same bytes to every socket in the
 audience. Nothing here awaits or touches the store: round and game results go
 to the ``RoomListener``, which writes them after the tick.
+
+Pauses. A seat whose socket dropped is *away*. While a seat of the current
+round is away the game does not step: every tick sends the same snapshot.
+When the last away player of the round is back (or forfeits), a countdown of
+``resume_ticks`` frozen ticks follows, then play goes on where it stopped.
 """
 
 from __future__ import annotations
@@ -51,6 +56,9 @@ class Room:
         self.seqs = [0] * n  # latest input sequence received per seat
         self.acks = [0] * n  # sequence of the input applied at the last tick
         self.audience: list[Endpoint] = []
+        self.away: set[int] = set()  # game seats whose socket has dropped
+        self.countdown = 0  # frozen ticks left before play resumes
+        self.resume_ticks = game.rules.tick_rate * 3  # a three-second countdown
         self.finished = False
         self.error: BaseException | None = None
         self.dropped_snapshots = 0
@@ -77,11 +85,16 @@ class Room:
 
     def tick(self, server_tick: int) -> None:
         game = self.game
-        events = game.step(self.moves)
-        if events:
-            self._on_events(events)
-        if self.finished:
-            return
+        if self.away and self.round_is_waiting():
+            pass  # paused: the same state goes out again
+        elif self.countdown:
+            self.countdown -= 1
+        else:
+            events = game.step(self.moves)
+            if events:
+                self.apply(events)
+            if self.finished:
+                return
 
         left, right = game.left_seat, game.right_seat
         seqs, acks = self.seqs, self.acks
@@ -103,7 +116,24 @@ class Room:
             if not endpoint.send_snapshot(data):
                 self.dropped_snapshots += 1
 
-    def _on_events(self, events: tuple[object, ...]) -> None:
+    def round_is_waiting(self) -> bool:
+        """True while a seat of the round in play is away."""
+        game = self.game
+        return game.left_seat in self.away or game.right_seat in self.away
+
+    def set_away(self, seat: int, away: bool) -> None:
+        """Mark a seat away or back; coming back starts the countdown."""
+        was_waiting = self.round_is_waiting()
+        if away:
+            self.away.add(seat)
+            self.moves[seat] = 0.0
+        else:
+            self.away.discard(seat)
+        if was_waiting and not self.round_is_waiting():
+            self.countdown = self.resume_ticks
+
+    def apply(self, events: tuple[object, ...]) -> None:
+        """Turn simulation events into messages and results, in order."""
         for event in events:
             if isinstance(event, RoundStarted):
                 # Held moves do not carry over into a new round.

@@ -22,6 +22,7 @@ out only once the game is committed.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 import unicodedata
@@ -55,6 +56,7 @@ from .scheduler import TickScheduler
 logger = logging.getLogger(__name__)
 
 MAX_LOCAL_PLAYERS = 8
+MAX_RESULTS = 10_000  # ended games remembered for late reconnects; oldest go
 ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
 
 
@@ -113,6 +115,11 @@ class LobbyService:
         self._lobby_of_room: dict[str, Lobby] = {}
         self._saving: dict[str, asyncio.Future[None]] = {}
         self._lobby_writes: set[asyncio.Task[None]] = set()
+        # Reconnect grace timers, per away member or per local game.
+        self._grace: dict[Member | LocalGame, asyncio.TimerHandle] = {}
+        # GAME_END of recently ended games by token hash, for late reconnects.
+        self._results: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
+        self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
 
     # Start and stop -------------------------------------------------------
 
@@ -317,6 +324,7 @@ class LobbyService:
         await self._insert_game(record, players)
         room = Room(record.id, "local", game, shown, self)
         self._tokens[token_hash] = LocalGame(room, token_hash)
+        self._local_tokens[room.game_id] = token_hash
         self.counters.games_started += 1
         logger.info("local game %s created for %d players", record.id, len(shown))
         return {
@@ -485,15 +493,27 @@ class LobbyService:
 
     # Sockets ------------------------------------------------------------------
 
-    def hello(self, endpoint: Endpoint, token: str) -> Session:
-        """Bind a socket to what its token opens; raises ClientError if none."""
-        bound = self._tokens.get(ids.hash_token(token))
+    def hello(self, endpoint: Endpoint, token: str) -> Session | None:
+        """Bind a socket to what its token opens; raises ClientError if none.
+
+        A token whose game has ended gets that game's GAME_END and a close
+        (4006) instead of a seat, and None is returned.
+        """
+        token_hash = ids.hash_token(token)
+        bound = self._tokens.get(token_hash)
         if bound is None:
-            raise ClientError("invalid_token")
+            final = self._results.get(token_hash)
+            if final is None:
+                raise ClientError("invalid_token")
+            endpoint.send(final)
+            endpoint.close(protocol.CLOSE_GAME_OVER, "game over")
+            return None
         if isinstance(bound, LocalGame):
             return self._hello_local(endpoint, bound)
 
         lobby, member = bound
+        if member.forfeited:
+            raise ClientError("seat_forfeited")
         old = member.endpoint
         member.endpoint = endpoint
         session = Session(endpoint, lobby=lobby, member=member)
@@ -515,6 +535,8 @@ class LobbyService:
             round_start = room.round_message()
             if round_start is not None:
                 endpoint.send(round_start)
+            if member.away:
+                self._back(lobby, member, room, seat)
         if old is not None:
             old.close(protocol.CLOSE_REPLACED, "another socket took this seat")
         self._broadcast_lobby(lobby)
@@ -527,6 +549,9 @@ class LobbyService:
         old = local.endpoint
         local.endpoint = endpoint
         room.audience[:] = [endpoint]
+        timer = self._grace.pop(local, None)
+        if timer is not None:
+            timer.cancel()
         endpoint.send(self._welcome(endpoint, room.game.rules, None, None, None))
         endpoint.send(room.start_message(list(range(room.game.n_players))))
         round_start = room.round_message()
@@ -534,6 +559,11 @@ class LobbyService:
             endpoint.send(round_start)
         if old is not None:
             old.close(protocol.CLOSE_REPLACED, "another socket took this game")
+        if room.away:
+            for seat in range(room.game.n_players):
+                room.set_away(seat, False)
+            back = {"seat": None, "name": None, "resume_in": room.countdown}
+            endpoint.send(protocol.pack([protocol.BACK, back]))
         if not local.started:
             local.started = True
             self.rooms[room.game_id] = room
@@ -624,9 +654,8 @@ class LobbyService:
         endpoint = session.endpoint
         local = session.local
         if local is not None:
-            if local.endpoint is endpoint:
-                local.endpoint = None
-                self._interrupt(local.room, "the local game's socket closed")
+            if local.endpoint is endpoint and not local.room.finished:
+                self._local_away(local)
             return
         member, lobby = session.member, session.lobby
         if member is None or lobby is None or member.endpoint is not endpoint:
@@ -636,9 +665,72 @@ class LobbyService:
         room = lobby.room
         if room is not None and endpoint in room.audience:
             room.audience.remove(endpoint)
-            seat = lobby.game_seats.get(member.seat)
-            if seat is not None:
-                room.moves[seat] = 0.0
+        seat = lobby.game_seats.get(member.seat)
+        if room is not None and not room.finished and seat is not None:
+            self._away(lobby, member, room, seat)
+        self._broadcast_lobby(lobby)
+
+    # Away and back --------------------------------------------------------
+
+    def _local_away(self, local: LocalGame) -> None:
+        """Every seat is on the one socket: the whole game waits for it."""
+        room = local.room
+        local.endpoint = None
+        room.audience.clear()
+        for seat in range(room.game.n_players):
+            room.set_away(seat, True)
+        self._grace[local] = asyncio.get_running_loop().call_later(
+            self.config.reconnect_grace,
+            self._interrupt,
+            room,
+            "the local game's socket stayed away",
+        )
+
+    def _away(self, lobby: Lobby, member: Member, room: Room, seat: int) -> None:
+        """A player's socket dropped mid-game: pause, and start the grace."""
+        member.away = True
+        room.set_away(seat, True)
+        grace = self.config.reconnect_grace
+        loop = asyncio.get_running_loop()
+        self._grace[member] = loop.call_later(
+            grace, self._forfeit, lobby, member, room, seat
+        )
+        logger.info("game %s: %r is away", room.game_id, member.name)
+        room.broadcast(
+            protocol.pack(
+                [
+                    protocol.AWAY,
+                    {"seat": seat, "name": member.name, "grace": grace},
+                ]
+            )
+        )
+
+    def _back(self, lobby: Lobby, member: Member, room: Room, seat: int) -> None:
+        member.away = False
+        timer = self._grace.pop(member, None)
+        if timer is not None:
+            timer.cancel()
+        room.set_away(seat, False)
+        logger.info("game %s: %r is back", room.game_id, member.name)
+        room.broadcast(
+            protocol.pack(
+                [
+                    protocol.BACK,
+                    {"seat": seat, "name": member.name, "resume_in": room.countdown},
+                ]
+            )
+        )
+
+    def _forfeit(self, lobby: Lobby, member: Member, room: Room, seat: int) -> None:
+        """The grace is over: the seat forfeits its rounds; its token is void."""
+        self._grace.pop(member, None)
+        if room.finished or not member.away:
+            return
+        member.away = False
+        member.forfeited = True
+        logger.info("game %s: %r forfeits", room.game_id, member.name)
+        room.set_away(seat, False)
+        room.apply(room.game.forfeit(seat))
         self._broadcast_lobby(lobby)
 
     def _seat(self, session: Session) -> tuple[Lobby, Member]:
@@ -740,27 +832,39 @@ class LobbyService:
             for endpoint in audience:
                 endpoint.send(data)
                 endpoint.close(close_code, "game over")
-            self._release(room)
+            self._release(room, data)
 
         self._persist(room, commit())
         if status == "finished":
             self.counters.games_finished += 1
 
-    def _release(self, room: Room) -> None:
+    def _release(self, room: Room, final: bytes) -> None:
+        """Forget a game that has ended; its tokens now get ``final``."""
         self.rooms.pop(room.game_id, None)
         lobby = self._lobby_of_room.pop(room.game_id, None)
         if lobby is not None:
             lobby.status = CLOSED
             self.lobbies.pop(lobby.id, None)
+            hashes = [member.token_hash for member in lobby.members.values()]
             for member in lobby.members.values():
-                self._tokens.pop(member.token_hash, None)
+                timer = self._grace.pop(member, None)
+                if timer is not None:
+                    timer.cancel()
             self._persist_lobby(
                 self.store.set_lobby_status(lobby.id, CLOSED, time.time())
             )
         else:
-            for key, bound in list(self._tokens.items()):
-                if isinstance(bound, LocalGame) and bound.room is room:
-                    del self._tokens[key]
+            local_hash = self._local_tokens.pop(room.game_id, None)
+            hashes = [] if local_hash is None else [local_hash]
+        for token_hash in hashes:
+            bound = self._tokens.pop(token_hash, None)
+            if isinstance(bound, LocalGame):
+                timer = self._grace.pop(bound, None)
+                if timer is not None:
+                    timer.cancel()
+            self._results[token_hash] = final
+        while len(self._results) > MAX_RESULTS:
+            self._results.popitem(last=False)
 
     def _persist(self, room: Room, write: Awaitable[None]) -> None:
         """Run ``write`` after the room's earlier writes, outside the tick."""

@@ -244,7 +244,10 @@ class WebSocketSession:
             self.session = self.context.service.hello(self, token)
         except ClientError as exc:
             self.send(protocol.error(exc.code, exc.message))
-            self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
+            if exc.code == "seat_forfeited":
+                self.close(protocol.CLOSE_FORFEITED, "seat forfeited")
+            else:
+                self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
             return
         if self._timer is not None:
             self._timer.cancel()

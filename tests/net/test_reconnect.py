@@ -1,0 +1,181 @@
+"""Players who drop mid-game: pause, come back, or forfeit after the grace."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bench.bot import Api, Bot, BotError
+from server import protocol
+from tests.conftest import ServerProcess
+from tests.helpers import aget, close_all, connect_db, seated_bots
+
+WAIT = 10.0
+GRACE = 2.0
+
+
+@pytest.fixture(scope="module")
+def graceful(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from tests.conftest import start_server
+
+    running = start_server(
+        tmp_path_factory.mktemp("reconnect"),
+        tls=False,
+        extra=("--reconnect-grace", str(GRACE)),
+    )
+    yield running
+    running.stop()
+
+
+class Heard:
+    """Every AWAY and BACK a bot receives."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[int, dict[str, Any]]] = []
+
+    def __call__(self, bot: Bot, kind: int, message: list[Any]) -> None:
+        if kind in (protocol.AWAY, protocol.BACK):
+            self.messages.append((kind, message[1]))
+
+
+def drop(bot: Bot) -> None:
+    """Cut the connection with no close frame, as a lost network would."""
+    assert bot._ws is not None
+    bot._ws.transport.abort()
+
+
+def ball(bot: Bot) -> tuple[float, float]:
+    assert bot.snapshot is not None
+    return bot.snapshot.ball_x, bot.snapshot.ball_y
+
+
+@pytest.fixture
+async def game(graceful: ServerProcess) -> AsyncIterator[tuple[str, list[Bot], Heard]]:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api)
+    heard = Heard()
+    bots[0].listener = heard
+    await bots[0].start()
+    for bot in bots:
+        await bot.wait_until(lambda b=bot: b.snapshot is not None, WAIT)
+    # Past the first serve, so the ball is moving.
+    await bots[0].wait_until(lambda: bots[0].snapshot.serve_wait == 0, WAIT)
+    yield lobby_id, bots, heard
+    await close_all(bots)
+
+
+async def test_a_dropped_player_pauses_the_game_and_comes_back(
+    graceful: ServerProcess, game: tuple[str, list[Bot], Heard]
+) -> None:
+    _, (host, guest), heard = game
+    drop(guest)
+    await host.wait_until(lambda: heard.messages, WAIT)
+    kind, away = heard.messages[0]
+    assert kind == protocol.AWAY and away["seat"] == 1 and away["grace"] == GRACE
+
+    # Paused: the ball stands still while the guest is away.
+    await asyncio.sleep(0.1)
+    frozen = ball(host)
+    await asyncio.sleep(0.3)
+    assert ball(host) == frozen
+
+    back = Bot(guest.name, guest.token, guest.ws_url)
+    try:
+        await back.connect()
+        await back.wait_until(lambda: back.seats == [1], WAIT)
+        await host.wait_until(lambda: len(heard.messages) == 2, WAIT)
+        kind, message = heard.messages[1]
+        assert kind == protocol.BACK and message["seat"] == 1
+        assert message["resume_in"] == 3 * 60  # a three-second countdown at 60 Hz
+
+        # The countdown holds the ball still, then play resumes where it was.
+        await asyncio.sleep(0.5)
+        assert ball(host) == frozen
+        await asyncio.sleep(3.0)
+        assert ball(host) != frozen
+    finally:
+        await back.close()
+
+
+async def test_staying_away_past_the_grace_forfeits(
+    graceful: ServerProcess, game: tuple[str, list[Bot], Heard]
+) -> None:
+    _, (host, guest), _ = game
+    drop(guest)
+    result = await host.finished(GRACE + WAIT)
+
+    assert result["status"] == "finished" and result["winner"] == 0
+    assert result["rounds"][0]["forfeit"] is True
+    _, view = await aget(graceful.base_url, f"/api/game/{result['game_id']}/")
+    assert view["rounds"][0]["status"] == "forfeit"
+    assert view["winner"] == host.name
+    with connect_db(graceful.db_path) as db:
+        row = db.execute(
+            "SELECT status, winner_seat FROM rounds WHERE game_id = ?",
+            (result["game_id"],),
+        ).fetchone()
+    assert tuple(row) == ("forfeit", 0)
+
+    # Too late: the token now gets the final result, not a seat.
+    late = Bot(guest.name, guest.token, guest.ws_url)
+    late_results: list[dict[str, Any]] = []
+    late.listener = lambda bot, kind, msg: (
+        late_results.append(msg[1]) if kind == protocol.GAME_END else None
+    )
+    with pytest.raises(BotError):
+        await late.connect()
+    assert await late.wait_closed(WAIT) == protocol.CLOSE_GAME_OVER
+    assert late_results and late_results[0]["game_id"] == result["game_id"]
+
+
+async def test_a_forfeit_in_a_game_that_goes_on_refuses_the_late_token(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    _, bots = await seated_bots(api, players=3)
+    try:
+        await bots[0].start()
+        await bots[0].wait_until(lambda: bots[0].game is not None, WAIT)
+        schedule = bots[0].game["rounds"]
+        # Drop a player of the first round; the game goes on without them.
+        leaver = bots[schedule[0][0]]
+        drop(leaver)
+        watcher = next(b for b in bots if b is not leaver)
+        await watcher.wait_until(
+            lambda: any(r.get("forfeit") for r in watcher.rounds), GRACE + WAIT
+        )
+        late = Bot(leaver.name, leaver.token, leaver.ws_url)
+        with pytest.raises(BotError):
+            await late.connect()
+        assert await late.wait_closed(WAIT) == protocol.CLOSE_FORFEITED
+        assert [e["code"] for e in late.errors] == ["seat_forfeited"]
+        statuses = {p["name"]: p["status"] for p in watcher.lobby["players"]}
+        assert statuses[leaver.name] == "forfeited"
+    finally:
+        await close_all(bots)
+
+
+async def test_a_local_game_waits_for_its_socket_then_is_interrupted(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    started = await api.post(
+        "/api/start_game/", {"player-1": "a", "player-2": "b", "points_to_win": 99}
+    )
+    bot = Bot("local", started["token"], started["ws_url"], autoplay=False)
+    await bot.connect()
+    await bot.wait_until(lambda: bot.snapshot is not None, WAIT)
+    drop(bot)
+
+    async def status() -> str:
+        _, view = await aget(graceful.base_url, f"/api/game/{started['game_id']}/")
+        return str(view["status"])
+
+    await asyncio.sleep(GRACE / 2)
+    assert await status() == "running"  # still within the grace
+    async with asyncio.timeout(GRACE + WAIT):
+        while await status() != "interrupted":
+            await asyncio.sleep(0.1)
