@@ -70,6 +70,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds an HTTP request may take to arrive; then 408 (%(default)s)",
     )
     p.add_argument(
+        "--lobby-idle-timeout",
+        type=float,
+        default=d.lobby_idle_timeout,
+        help="seconds an open lobby (or an unopened local game) may go without "
+        "a connected socket before it expires (%(default)s)",
+    )
+    p.add_argument(
         "--reconnect-grace",
         type=float,
         default=d.reconnect_grace,
@@ -102,10 +109,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--tick-rate is 1..1000")
     if not 1 <= a.points_to_win <= 99:
         p.error("--points-to-win is 1..99")
+    if not 1 <= a.lobby_idle_timeout <= 86400:
+        p.error("--lobby-idle-timeout is 1..86400 seconds")
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
     timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
-    for name in (*timeouts, "slow_reader_timeout", "reconnect_grace"):
+    others = ("slow_reader_timeout", "reconnect_grace")
+    for name in (*timeouts, *others):
         if not 0.1 <= getattr(a, name) <= 600:
             p.error(f"--{name.replace('_', '-')} is 0.1..600 seconds")
     return Config(
@@ -122,6 +132,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         hello_timeout=a.hello_timeout,
         request_timeout=a.request_timeout,
         reconnect_grace=a.reconnect_grace,
+        lobby_idle_timeout=a.lobby_idle_timeout,
         ping_after=a.ping_after,
         ping_timeout=a.ping_timeout,
         slow_reader_timeout=a.slow_reader_timeout,

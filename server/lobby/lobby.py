@@ -61,6 +61,9 @@ class Lobby:
     # Lobby seat -> game seat. Game seats run 0..n-1 in lobby seat order; the
     # two differ once someone has left before the start, leaving a gap.
     game_seats: dict[int, int] = field(default_factory=dict)
+    # Monotonic time since when no member has had a socket; None while one
+    # has. An open lobby idle for long enough expires.
+    idle_since: float | None = None
 
     # Seats and names --------------------------------------------------------
 

@@ -56,6 +56,7 @@ from .scheduler import TickScheduler
 logger = logging.getLogger(__name__)
 
 MAX_LOCAL_PLAYERS = 8
+SWEEP_EVERY = 5.0  # seconds between looks for idle lobbies and local games
 MAX_RESULTS = 10_000  # ended games remembered for late reconnects; oldest go
 ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
 
@@ -64,6 +65,7 @@ ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
 class LocalGame:
     room: Room
     token_hash: bytes
+    created: float  # monotonic; a game whose socket never comes expires
     endpoint: Endpoint | None = None
     started: bool = False
 
@@ -120,6 +122,8 @@ class LobbyService:
         # GAME_END of recently ended games by token hash, for late reconnects.
         self._results: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
+        self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
+        self._sweeper: asyncio.TimerHandle | None = None
 
     # Start and stop -------------------------------------------------------
 
@@ -132,10 +136,13 @@ class LobbyService:
             self._load_lobby(record)
         logger.info("loaded %d open lobbies", len(self.lobbies))
         self.scheduler.start()
+        self._arm_sweep()
 
     async def close(self) -> None:
         """Interrupt running games, store them, close every socket."""
         self.scheduler.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
         await self.drain()
@@ -145,7 +152,11 @@ class LobbyService:
 
     def _load_lobby(self, record: LobbyRecord) -> None:
         lobby = Lobby(
-            record.id, record.max_players, record.points_to_win, record.created_at
+            record.id,
+            record.max_players,
+            record.points_to_win,
+            record.created_at,
+            idle_since=time.monotonic(),
         )
         for m in record.members:
             member = Member(m.seat, m.player_id, m.name, m.token_hash, m.joined_at)
@@ -165,7 +176,7 @@ class LobbyService:
         seats = self.config.max_players if max_players is None else max_players
         if not 2 <= seats <= MAX_LOCAL_PLAYERS:
             raise ClientError("invalid_field", f"max_players is 2..{MAX_LOCAL_PLAYERS}")
-        if len(self.lobbies) >= self.config.max_lobbies:
+        if self._open_count() >= self.config.max_lobbies:
             raise ClientError("server_busy")
 
         now = time.time()
@@ -185,7 +196,7 @@ class LobbyService:
         else:
             raise InternalError("no free lobby id after several attempts")
 
-        lobby = Lobby(lobby_id, seats, points, now)
+        lobby = Lobby(lobby_id, seats, points, now, idle_since=time.monotonic())
         host = Member(0, player.id, name, token_hash, now)
         lobby.members[0] = host
         self.lobbies[lobby_id] = lobby
@@ -289,6 +300,10 @@ class LobbyService:
             ],
         }
 
+    def _open_count(self) -> int:
+        """Open lobbies and unopened local games: what max_lobbies bounds."""
+        return len(self.lobbies) + len(self._waiting_local)
+
     def _points(self, points_to_win: int | None) -> int:
         if points_to_win is None:
             return self.config.points_to_win
@@ -306,6 +321,8 @@ class LobbyService:
             raise ClientError("too_few_players")
         if len(names) > MAX_LOCAL_PLAYERS:
             raise ClientError("invalid_field", f"at most {MAX_LOCAL_PLAYERS} players")
+        if self._open_count() >= self.config.max_lobbies:
+            raise ClientError("server_busy")
         shown: list[str] = []
         for i, raw in enumerate(names):
             name = clean_name(raw, f"player-{i + 1}")
@@ -323,7 +340,9 @@ class LobbyService:
         )
         await self._insert_game(record, players)
         room = Room(record.id, "local", game, shown, self)
-        self._tokens[token_hash] = LocalGame(room, token_hash)
+        local = LocalGame(room, token_hash, time.monotonic())
+        self._tokens[token_hash] = local
+        self._waiting_local[room.game_id] = local
         self._local_tokens[room.game_id] = token_hash
         self.counters.games_started += 1
         logger.info("local game %s created for %d players", record.id, len(shown))
@@ -516,6 +535,7 @@ class LobbyService:
             raise ClientError("seat_forfeited")
         old = member.endpoint
         member.endpoint = endpoint
+        lobby.idle_since = None
         session = Session(endpoint, lobby=lobby, member=member)
         rules = replace(self.rules, points_to_win=lobby.points_to_win)
         welcome = self._welcome(
@@ -566,6 +586,7 @@ class LobbyService:
             endpoint.send(protocol.pack([protocol.BACK, back]))
         if not local.started:
             local.started = True
+            del self._waiting_local[room.game_id]
             self.rooms[room.game_id] = room
             self._persist(room, self.store.set_game_running(room.game_id, time.time()))
             self.scheduler.add(room)
@@ -647,6 +668,8 @@ class LobbyService:
             return
         host = lobby.members[lobby.host_seat]
         self._persist_lobby(self.store.set_lobby_host(lobby.id, host.player_id))
+        if not lobby.endpoints():
+            lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
 
     def disconnect(self, session: Session) -> None:
@@ -668,7 +691,48 @@ class LobbyService:
         seat = lobby.game_seats.get(member.seat)
         if room is not None and not room.finished and seat is not None:
             self._away(lobby, member, room, seat)
+        if not lobby.endpoints():
+            lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
+
+    # Expiry --------------------------------------------------------------
+
+    def _arm_sweep(self) -> None:
+        every = min(SWEEP_EVERY, self.config.lobby_idle_timeout / 2)
+        self._sweeper = asyncio.get_running_loop().call_later(every, self._sweep)
+
+    def _sweep(self) -> None:
+        """Expire open lobbies and unopened local games left idle too long.
+
+        An expired lobby is closed in the store and forgotten here: its
+        tokens stop working, and joining it answers lobby_closed (410).
+        """
+        now = time.monotonic()
+        limit = self.config.lobby_idle_timeout
+        for lobby in list(self.lobbies.values()):
+            idle = lobby.idle_since
+            if lobby.status == OPEN and idle is not None and now - idle > limit:
+                self._expire(lobby)
+        for local in list(self._waiting_local.values()):
+            if now - local.created > limit:
+                del self._waiting_local[local.room.game_id]
+                self._local_tokens.pop(local.room.game_id, None)
+                self._tokens.pop(local.token_hash, None)
+                local.room.finished = True
+                write = self.store.finish_game(
+                    local.room.game_id, "interrupted", None, time.time()
+                )
+                self._persist(local.room, write)
+                logger.info("local game %s expired unopened", local.room.game_id)
+        self._arm_sweep()
+
+    def _expire(self, lobby: Lobby) -> None:
+        lobby.status = CLOSED
+        del self.lobbies[lobby.id]
+        for member in lobby.members.values():
+            self._tokens.pop(member.token_hash, None)
+        self._persist_lobby(self.store.set_lobby_status(lobby.id, CLOSED, time.time()))
+        logger.info("lobby %s expired: idle", lobby.id)
 
     # Away and back --------------------------------------------------------
 
