@@ -105,7 +105,7 @@ def test_rule_default_is_documented(doc: str, name: str) -> None:
         f"| {protocol.MAX_BAD_FRAMES} |",
         f"| {Config().max_frame} bytes |",
         f"| {Config().hello_timeout:g} seconds |",
-        f"| {Config().max_lobbies} |",
+        f"| {Config().max_lobbies} (`--max-lobbies`) |",
     ],
 )
 def test_limit_is_documented(doc: str, cell: str) -> None:
