@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 import uvloop
 
-from .app import serve
+from .app import StartupError, serve
 from .config import Config
 
 
@@ -150,7 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     # yoyo reports every step of every migration at INFO; the store says more.
     logging.getLogger("yoyo").setLevel(logging.WARNING)
-    uvloop.run(serve(config))
+    try:
+        uvloop.run(serve(config))
+    except StartupError as exc:
+        logging.getLogger("server").error("%s", exc)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import signal
+import ssl
 
 from .config import Config
 from .lobby.service import LobbyService
@@ -14,47 +15,72 @@ from .net.context import Context, Metrics
 from .net.http import HttpConnection
 from .net.metrics import ServerMetrics
 from .net.tls import ensure_self_signed, server_context
-from .store import open_sqlite_store
+from .protocol import CLOSE_GOING_AWAY
+from .store import StoreError, open_sqlite_store
 
 logger = logging.getLogger(__name__)
 
 SHUTDOWN_TIMEOUT = 10.0  # seconds from SIGTERM to exit, whatever is pending
 
 
+class StartupError(Exception):
+    """The server cannot start; the message says why, in one line."""
+
+
 async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
-    """Run the server until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    """Run the server until ``stop`` is set or SIGTERM/SIGINT arrives.
+
+    Raises StartupError, with nothing left running, if it cannot start.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
     ssl_context = None
     if config.tls:
         cert, key = config.cert_file, config.key_file
-        if cert is None or key is None:
-            cert, key = ensure_self_signed(config.data_dir / "tls", config.host)
-        ssl_context = server_context(cert, key)
+        try:
+            if cert is None or key is None:
+                cert, key = ensure_self_signed(config.data_dir / "tls", config.host)
+            ssl_context = server_context(cert, key)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise StartupError(f"cannot set up TLS: {exc}") from exc
 
-    store = await open_sqlite_store(config.database)
+    # Bind before opening anything else, so a port in use fails fast.
+    context = Context(config, None, None, Metrics())  # type: ignore[arg-type]
+    try:
+        server = await loop.create_server(
+            lambda: HttpConnection(context),
+            config.host,
+            config.port,
+            ssl=ssl_context,
+            ssl_handshake_timeout=config.request_timeout if ssl_context else None,
+            reuse_address=True,
+            backlog=1024,
+            start_serving=False,
+        )
+    except OSError as exc:
+        raise StartupError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from exc
+
+    try:
+        store = await open_sqlite_store(config.database)
+    except StoreError as exc:
+        server.close()
+        cause = exc.__cause__ or exc
+        raise StartupError(f"cannot open the database: {cause}") from exc
     service = LobbyService(config, store)
-    context = Context(config, service, None, Metrics())  # type: ignore[arg-type]
+    context.service = service
     context.router = Router(context)
     context.exporter = ServerMetrics(context)
-    server = await loop.create_server(
-        lambda: HttpConnection(context),
-        config.host,
-        config.port,
-        ssl=ssl_context,
-        reuse_address=True,
-        backlog=1024,
-        start_serving=False,
-    )
     if config.port == 0:
         port = server.sockets[0].getsockname()[1]
         config = dataclasses.replace(config, port=port)
         context.config = service.config = config
 
     await service.open()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await server.start_serving()
     logger.info("listening on %s (database %s)", config.base_url, config.database)
 
@@ -65,6 +91,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         async with asyncio.timeout(SHUTDOWN_TIMEOUT):
             await service.close()
             await service.drain()
+            # Sockets not bound to a game or lobby (no HELLO yet) close too.
+            for session in list(context.sessions):
+                session.close(CLOSE_GOING_AWAY, "server shutting down")
             await asyncio.sleep(0.2)  # let close frames reach the wire
     except TimeoutError:
         logger.error("shutdown took over %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)

@@ -35,6 +35,8 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("missing_field", 400, "A required field is missing."),
     ErrorCode("invalid_field", 400, "A field has the wrong type or value."),
     ErrorCode("bad_request", 400, "The request could not be parsed."),
+    ErrorCode("bad_handshake", 400, "The WebSocket handshake request is invalid."),
+    ErrorCode("upgrade_required", 426, "This path needs a WebSocket upgrade."),
     ErrorCode("unauthorized", 401, "A valid token is required."),
     ErrorCode("forbidden", 403, "This token may not do that."),
     ErrorCode("not_found", 404, "No such endpoint."),

@@ -129,9 +129,7 @@ class LobbyService:
 
     async def open(self) -> None:
         """Recover from the last run, load open lobbies, start the clock."""
-        interrupted = await self.store.interrupt_unfinished_games(time.time())
-        if interrupted:
-            logger.warning("marked %d unfinished games interrupted", interrupted)
+        await self.store.interrupt_unfinished_games(time.time())  # it logs them
         for record in await self.store.load_open_lobbies():
             self._load_lobby(record)
         logger.info("loaded %d open lobbies", len(self.lobbies))
@@ -145,6 +143,8 @@ class LobbyService:
             self._sweeper.cancel()
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
+        for local in list(self._waiting_local.values()):
+            self._drop_unopened(local)
         await self.drain()
         for lobby in self.lobbies.values():
             for endpoint in lobby.endpoints():
@@ -715,16 +715,19 @@ class LobbyService:
                 self._expire(lobby)
         for local in list(self._waiting_local.values()):
             if now - local.created > limit:
-                del self._waiting_local[local.room.game_id]
-                self._local_tokens.pop(local.room.game_id, None)
-                self._tokens.pop(local.token_hash, None)
-                local.room.finished = True
-                write = self.store.finish_game(
-                    local.room.game_id, "interrupted", None, time.time()
-                )
-                self._persist(local.room, write)
+                self._drop_unopened(local)
                 logger.info("local game %s expired unopened", local.room.game_id)
         self._arm_sweep()
+
+    def _drop_unopened(self, local: LocalGame) -> None:
+        """A local game whose socket never came: stored as interrupted."""
+        game_id = local.room.game_id
+        del self._waiting_local[game_id]
+        self._local_tokens.pop(game_id, None)
+        self._tokens.pop(local.token_hash, None)
+        local.room.finished = True
+        write = self.store.finish_game(game_id, "interrupted", None, time.time())
+        self._persist(local.room, write)
 
     def _expire(self, lobby: Lobby) -> None:
         lobby.status = CLOSED
@@ -829,6 +832,7 @@ class LobbyService:
 
     def game_ended(self, room: Room, winner: int, final: tuple[Standing, ...]) -> None:
         self.scheduler.discard_finished()
+        logger.info("game %s finished: %r wins", room.game_id, room.names[winner])
         message = {
             "game_id": room.game_id,
             "status": "finished",

@@ -107,11 +107,14 @@ class Router:
             methods = self.with_id.get(prefix)
             args = [last]
         if methods is None:
+            if path == "/ws" or path.startswith("/ws/"):
+                raise ClientError("upgrade_required")
             raise ClientError("not_found")
         method = "GET" if request.method == "HEAD" else request.method
         handler = methods.get(method)
         if handler is None:
-            raise ClientError("method_not_allowed", "allowed: " + ", ".join(methods))
+            allowed = [*methods, "HEAD"] if "GET" in methods else list(methods)
+            raise ClientError("method_not_allowed", "allowed: " + ", ".join(allowed))
         return handler, args
 
     # Endpoints ---------------------------------------------------------------

@@ -11,6 +11,7 @@ from ..lobby.service import LobbyService
 if TYPE_CHECKING:
     from .api import Router
     from .metrics import ServerMetrics
+    from .ws import WebSocketSession
 
 
 @dataclass(slots=True)
@@ -36,3 +37,4 @@ class Context:
     metrics: Metrics
     exporter: ServerMetrics | None = None
     per_address: dict[str, int] = field(default_factory=dict)  # open connections
+    sessions: set[WebSocketSession] = field(default_factory=set)  # open sockets

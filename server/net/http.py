@@ -22,7 +22,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httptools
 import orjson
@@ -52,6 +52,7 @@ REASONS = {
     410: "Gone",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    426: "Upgrade Required",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
@@ -204,6 +205,13 @@ class HttpConnection(asyncio.Protocol):
             raise ClientError("headers_too_large")
 
     def on_headers_complete(self) -> None:
+        encoding = self._headers.get("content-encoding", "identity").lower()
+        if encoding != "identity":
+            raise ClientError("unsupported_media_type", "no content encodings")
+        if self._headers.get("expect", "").lower() == "100-continue":
+            # curl waits a second for this before sending a larger body.
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         length = self._headers.get("content-length")
         too_long = length is not None and length.isdigit()
         if too_long and int(length or 0) > self.context.config.max_body:
@@ -220,7 +228,7 @@ class HttpConnection(asyncio.Protocol):
             self._timer = None
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next; see _upgrade
-        url = httptools.parse_url(bytes(self._url))
+        url = self._parse_url()
         request = Request(
             method=self.parser.get_method().decode("ascii", "replace"),
             path=(url.path or b"/").decode("utf-8", "replace"),
@@ -232,6 +240,13 @@ class HttpConnection(asyncio.Protocol):
         )
         self._reset()
         self._enqueue(request)
+
+    def _parse_url(self) -> Any:  # httptools' URL: .path and .query, as bytes
+        try:
+            return httptools.parse_url(bytes(self._url))
+        except httptools.HttpParserInvalidURLError as exc:
+            # CONNECT's "host:port" and other forms we do not serve.
+            raise ClientError("bad_request", "unsupported request target") from exc
 
     # Requests and responses --------------------------------------------------
 
@@ -308,7 +323,11 @@ class HttpConnection(asyncio.Protocol):
     def _upgrade(self, chunk: bytes, offset: int) -> None:
         """Hand the connection to a WebSocket session, raw request included."""
         assert self.transport is not None
-        path = httptools.parse_url(bytes(self._url)).path or b"/"
+        try:
+            path = self._parse_url().path or b"/"
+        except ClientError as exc:
+            self._fail(exc)
+            return
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
             return
@@ -322,5 +341,9 @@ class HttpConnection(asyncio.Protocol):
             # completion reset the buffer: the handshake bytes are gone.
             self._fail(ClientError("bad_request", "upgrade pipelined"))
             return
-        self.ws = WebSocketSession(self.transport, self.context, self.peer)
-        self.ws.start(raw)
+        session = WebSocketSession(self.transport, self.context, self.peer)
+        refused = session.start(raw)
+        if refused is not None:
+            self._fail(refused)
+            return
+        self.ws = session

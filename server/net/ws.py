@@ -92,18 +92,26 @@ class WebSocketSession:
 
     # Opening -----------------------------------------------------------------
 
-    def start(self, raw: bytes) -> None:
+    def start(self, raw: bytes) -> ClientError | None:
+        """Run the handshake; the error to answer with if it is refused.
+
+        A refused handshake is answered by the caller, as JSON like every
+        other HTTP error, not with the library's text: that names internals.
+        """
         self.proto.receive_data(raw)
         events = self.proto.events_received()
         request = events[0] if events else None
         if not isinstance(request, Request):
-            self.transport.close()
-            return
+            return ClientError("bad_handshake")
         response = self.proto.accept(request)
+        if response.status_code != 101:
+            if response.status_code == 426:
+                return ClientError("upgrade_required")
+            if response.status_code == 403:
+                return ClientError("forbidden", "origin not allowed")
+            return ClientError("bad_handshake")
         self.proto.send_response(response)
         self._flush()
-        if self.proto.state is not State.OPEN:
-            return
         self._opened = True
         self.context.metrics.sockets += 1
         logger.debug("%s %s: socket open", self.socket_id, self.peer)
@@ -114,6 +122,8 @@ class WebSocketSession:
         self._liveness = loop.call_later(self._check_every, self._check_liveness)
         # The client may have sent frames right behind its handshake.
         self._handle_events()
+        self.context.sessions.add(self)
+        return None
 
     @property
     def _check_every(self) -> float:
@@ -352,6 +362,7 @@ class WebSocketSession:
             self._liveness = None
         if self._opened:
             self.context.metrics.sockets -= 1
+            self.context.sessions.discard(self)
         if self.session is not None:
             self.context.service.disconnect(self.session)
             self.session = None

@@ -163,7 +163,15 @@ SHAPE_ERRORS = [
     ("unknown_game", "GET", "/api/game/ZZZZZZZZZZZZ/", None, {}, "unknown_game"),
     ("unknown_path", "GET", "/api/nothing-here/", None, {}, "not_found"),
     ("root_path", "GET", "/", None, {}, "not_found"),
-    ("plain_get_ws", "GET", "/ws/", None, {}, "not_found"),
+    ("plain_get_ws", "GET", "/ws/", None, {}, "upgrade_required"),
+    (
+        "gzip_body",
+        "POST",
+        CREATE,
+        b'{"host": "x"}',
+        {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        "unsupported_media_type",
+    ),
 ]
 
 
@@ -195,8 +203,8 @@ def test_refused_request(
         ("GET", CREATE, "POST"),
         ("PUT", JOIN, "POST"),
         ("DELETE", START, "POST"),
-        ("POST", "/api/health/", "GET"),
-        ("POST", "/api/lobby/ZZZZZZZZZZ/", "GET"),
+        ("POST", "/api/health/", "GET, HEAD"),
+        ("POST", "/api/lobby/ZZZZZZZZZZ/", "GET, HEAD"),
     ],
 )
 def test_wrong_method_names_the_allowed_one(
@@ -435,3 +443,35 @@ async def test_an_open_lobby_survives_a_restart(
     finally:
         await host.close()
     assert second.errors() == []
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    ("raw", "status", "code"),
+    [
+        (b"CONNECT localhost:8443 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request"),
+        (
+            b"GET /ws/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: short\r\n\r\n",
+            400,
+            "bad_handshake",
+        ),
+        (
+            b"GET /ws/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 8\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            400,
+            "bad_handshake",
+        ),
+    ],
+)
+def test_odd_requests_get_a_json_error_and_a_close(
+    server: ServerProcess, raw: bytes, status: int, code: str
+) -> None:
+    answer, closed = raw_exchange(server.base_url, raw)
+    got_status, headers, body = parse_response(answer)
+    assert (got_status, body["error"]["code"]) == (status, code)
+    assert headers["content-type"] == "application/json"
+    assert closed
+    assert_healthy(server.base_url)
