@@ -103,13 +103,14 @@ def time_pack_snapshot(count: int) -> tuple[float, int]:
     return best_of(run), size
 
 
-def time_decode_input(count: int) -> tuple[float, int]:
+def time_decode_input(
+    count: int, decode: Callable[[bytes], object] = protocol.decode
+) -> tuple[float, int]:
     """Seconds per INPUT payload decoded and checked, and its size."""
     # What the load bots send: seq as uint32, move as float64.
     frames = [
         msgpack.packb([protocol.INPUT, seq, 0.25]) for seq in range(1000, 1000 + 256)
     ]
-    decode = protocol.decode
 
     def run() -> float:
         start = time.perf_counter()
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     many = time_many_games(MANY_GAMES, 600 // scale)
     pack, pack_size = time_pack_snapshot(500_000 // scale)
     decode, input_size = time_decode_input(500_000 // scale)
+    plain, _ = time_decode_input(500_000 // scale, protocol.decode_plain_input)
 
     rows = [
         ("Game.step, 1 game", f"{1 / one:,.0f} steps/s", f"{one * 1e6:.2f} us/step"),
@@ -151,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
             f"decode INPUT ({input_size} B)",
             f"{1 / decode:,.0f} msg/s",
             f"{decode * 1e9:.0f} ns/msg",
+        ),
+        (
+            f"decode_plain_input INPUT ({input_size} B)",
+            f"{1 / plain:,.0f} msg/s",
+            f"{plain * 1e9:.0f} ns/msg",
         ),
     ]
     width = max(len(r[0]) for r in rows)

@@ -94,3 +94,47 @@ def test_arbitrary_bytes_parse_or_are_refused_cleanly(data: bytes) -> None:
         protocol.decode(data)
     except ClientError as exc:
         assert exc.code in ("bad_frame", "unknown_type")
+
+
+@settings(max_examples=300)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.one_of(
+        st.floats(-1.0, 1.0),
+        st.sampled_from([-1, 0, 1]),
+        st.floats(-1.0, 1.0, width=32),
+    ),
+    st.booleans(),
+)
+def test_the_plain_input_path_reads_what_decode_reads(
+    seq: int, move: float, single: bool
+) -> None:
+    data = msgpack.packb([protocol.INPUT, seq, move], use_single_float=single)
+    full = protocol.decode(data)
+    assert isinstance(full, protocol.Input) and full.seat is None
+    assert protocol.decode_plain_input(data) == (full.seq, full.move)
+    if not single:
+        assert full.move == float(move)
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=24))
+def test_the_plain_input_path_accepts_nothing_decode_refuses(data: bytes) -> None:
+    plain = protocol.decode_plain_input(data)
+    if plain is not None:
+        assert protocol.decode(data) == protocol.Input(*plain, None)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        [4, 1, float("nan")],
+        [4, 1, 1.5],
+        [4, 1, 0.5, 1],  # a seat: the general path decides
+        [4, -1, 0.5],
+        [4, 1, 2],
+        [4, 1, True],
+    ],
+)
+def test_the_plain_input_path_leaves_the_rest_to_decode(message: object) -> None:
+    assert protocol.decode_plain_input(msgpack.packb(message)) is None

@@ -627,6 +627,25 @@ class LobbyService:
         lobby, member = self._seat(session)
         await self._start_lobby_game(lobby, member)
 
+    def plain_input(self, session: Session, seq: int, move: float) -> bool:
+        """Apply a remote INPUT that needs no error; False to use ``input``.
+
+        The per-tick path: a player with a paddle in the round in play. Any
+        other case returns False, and ``input`` decides and explains.
+        """
+        lobby = session.lobby
+        member = session.member
+        if lobby is None or member is None:
+            return False
+        room = lobby.room
+        if room is None or room.finished:
+            return False
+        seat = lobby.game_seats[member.seat]
+        if not room.is_playing(seat):
+            return False
+        room.submit(seat, seq, move)
+        return True
+
     def input(self, session: Session, message: Input) -> None:
         local = session.local
         if local is not None:

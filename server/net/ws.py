@@ -220,6 +220,11 @@ class WebSocketSession:
             return
         self._allowance = min(allowance, 2 * self._rate) - 1.0
         service = self.context.service
+        session = self.session
+        if session is not None:
+            plain = protocol.decode_plain_input(data)
+            if plain is not None and service.plain_input(session, *plain):
+                return
         try:
             message = protocol.decode(data)
             session = self.session
