@@ -1,0 +1,88 @@
+"""Seats under contention, and the host role when the host leaves."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bench.bot import Api, ApiError, Bot, BotError
+from server import protocol
+from tests.conftest import ServerProcess
+from tests.helpers import close_all, connect_db, seated_bots
+
+WAIT = 10.0
+
+
+async def test_racing_joins_for_the_last_seat_one_wins(
+    plain_server: ServerProcess,
+) -> None:
+    api = Api(plain_server.base_url)
+    created = await api.post("/api/create_lobby/", {"host": "h", "max_players": 3})
+    lobby_id = created["lobby_id"]
+    await api.post("/api/join_lobby/", {"lobby_id": lobby_id, "guest_name": "first"})
+
+    async def join(n: int) -> str:
+        try:
+            body = {"lobby_id": lobby_id, "guest_name": f"racer{n}"}
+            await api.post("/api/join_lobby/", body)
+        except ApiError as exc:
+            return exc.code
+        return "joined"
+
+    outcomes = await asyncio.gather(*(join(n) for n in range(12)))
+    assert sorted(outcomes) == ["joined"] + ["lobby_full"] * 11
+    with connect_db(plain_server.db_path) as db:
+        (members,) = db.execute(
+            "SELECT COUNT(*) FROM lobby_members WHERE lobby_id = ? AND left_at IS NULL",
+            (lobby_id,),
+        ).fetchone()
+    assert members == 3
+
+
+async def test_the_host_leaving_hands_the_lobby_to_the_next_member(
+    plain_server: ServerProcess,
+) -> None:
+    api = Api(plain_server.base_url)
+    _, bots = await seated_bots(api, players=3, ready=False)
+    host, second, third = bots
+    try:
+        await host.send(protocol.LEAVE)
+        assert await host.wait_closed(WAIT) == protocol.CLOSE_LEFT
+
+        def second_hosts() -> bool:
+            lobby = second.lobby or {}
+            return lobby.get("host") == second.name and len(lobby["players"]) == 2
+
+        await second.wait_until(second_hosts, WAIT)
+        await third.ready()
+        await second.wait_until(
+            lambda: any(
+                p["status"] == "ready" for p in (second.lobby or {})["players"]
+            ),
+            WAIT,
+        )
+        await second.start()  # the new host can start, and the game runs
+        await third.wait_until(lambda: third.game is not None, WAIT)
+
+        # The old host's token no longer opens anything.
+        late = Bot(host.name, host.token, host.ws_url)
+        with pytest.raises(BotError):
+            await late.connect()
+        assert await late.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
+    finally:
+        await close_all(bots)
+
+
+async def test_the_last_member_leaving_closes_the_lobby(
+    plain_server: ServerProcess,
+) -> None:
+    api = Api(plain_server.base_url)
+    created = await api.post("/api/create_lobby/", {"host": "alone"})
+    bot = Bot("alone", created["token"], created["ws_url"], autoplay=False)
+    await bot.connect()
+    await bot.send(protocol.LEAVE)
+    assert await bot.wait_closed(WAIT) == protocol.CLOSE_LEFT
+    await asyncio.sleep(0.2)  # the store write follows the answer
+    view = await api.get(f"/api/lobby/{created['lobby_id']}/")
+    assert view["status"] == "closed"
