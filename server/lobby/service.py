@@ -124,6 +124,7 @@ class LobbyService:
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
         self._sweeper: asyncio.TimerHandle | None = None
+        self._creating = 0  # lobby creations awaiting their write
 
     # Start and stop -------------------------------------------------------
 
@@ -182,19 +183,13 @@ class LobbyService:
         now = time.time()
         player = PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
-        for _ in range(ID_ATTEMPTS):
-            lobby_id = ids.random_id(ids.LOBBY_ID_LENGTH)
-            if lobby_id in self.lobbies:
-                continue
-            record = LobbyRecord(lobby_id, player.id, OPEN, seats, points, now)
-            member = MemberRecord(lobby_id, player.id, 0, name, token_hash, now)
-            try:
-                await self.store.create_lobby(record, player, member)
-            except DuplicateIdError:
-                continue
-            break
-        else:
-            raise InternalError("no free lobby id after several attempts")
+        # Hold a place under max_lobbies while the write is awaited, so that
+        # concurrent creates cannot all pass the check above.
+        self._creating += 1
+        try:
+            lobby_id = await self._insert_lobby(player, token_hash, seats, points)
+        finally:
+            self._creating -= 1
 
         lobby = Lobby(lobby_id, seats, points, now, idle_since=time.monotonic())
         host = Member(0, player.id, name, token_hash, now)
@@ -215,6 +210,25 @@ class LobbyService:
             "token": token,
             "ws_url": self.config.ws_url,
         }
+
+    async def _insert_lobby(
+        self, player: PlayerRecord, token_hash: bytes, seats: int, points: int
+    ) -> str:
+        """Store a new lobby under a fresh random ID; the ID."""
+        now = player.created_at
+        name = player.display_name
+        for _ in range(ID_ATTEMPTS):
+            lobby_id = ids.random_id(ids.LOBBY_ID_LENGTH)
+            if lobby_id in self.lobbies:
+                continue
+            record = LobbyRecord(lobby_id, player.id, OPEN, seats, points, now)
+            member = MemberRecord(lobby_id, player.id, 0, name, token_hash, now)
+            try:
+                await self.store.create_lobby(record, player, member)
+            except DuplicateIdError:
+                continue
+            return lobby_id
+        raise InternalError("no free lobby id after several attempts")
 
     async def join_lobby(self, lobby_id: str, guest_name: str) -> dict[str, Any]:
         lobby = await self._open_lobby(lobby_id)
@@ -302,7 +316,7 @@ class LobbyService:
 
     def _open_count(self) -> int:
         """Open lobbies and unopened local games: what max_lobbies bounds."""
-        return len(self.lobbies) + len(self._waiting_local)
+        return len(self.lobbies) + len(self._waiting_local) + self._creating
 
     def _points(self, points_to_win: int | None) -> int:
         if points_to_win is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -86,3 +87,23 @@ async def test_the_last_member_leaving_closes_the_lobby(
     await asyncio.sleep(0.2)  # the store write follows the answer
     view = await api.get(f"/api/lobby/{created['lobby_id']}/")
     assert view["status"] == "closed"
+
+
+async def test_max_lobbies_holds_under_concurrent_creates(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False, extra=("--max-lobbies", "20"))
+    api = Api(server.base_url)
+
+    async def create(n: int) -> str:
+        try:
+            await api.post("/api/create_lobby/", {"host": f"h{n}"})
+        except ApiError as exc:
+            return exc.code
+        return "created"
+
+    outcomes = await asyncio.gather(*(create(n) for n in range(60)))
+    assert outcomes.count("created") == 20
+    assert outcomes.count("server_busy") == 40
+    with connect_db(server.db_path) as db:
+        assert db.execute("SELECT COUNT(*) FROM lobbies").fetchone()[0] == 20
