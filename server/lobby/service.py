@@ -680,30 +680,58 @@ class LobbyService:
             raise ClientError("not_in_game")
         room.submit(seat, message.seq, message.move)
 
-    def leave(self, session: Session) -> None:
-        """The player gives up the seat; the token stops working."""
+    async def leave(self, session: Session) -> None:
+        """The player gives up the seat; the token stops working.
+
+        The seat is freed in memory at once (so no second LEAVE or START can
+        use it), stored, and only then acknowledged with close 4005.
+        """
         lobby, member = self._seat(session)
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
         lobby.remove(member.seat)
         del self._tokens[member.token_hash]
         session.member = None
+        emptied = not lobby.members
+        if emptied:
+            lobby.status = CLOSED
+            del self.lobbies[lobby.id]
+
         now = time.time()
-        self._persist_lobby(self.store.remove_member(lobby.id, member.player_id, now))
+        try:
+            await self.store.remove_member(lobby.id, member.player_id, now)
+            if emptied:
+                await self.store.set_lobby_status(lobby.id, CLOSED, now)
+            else:
+                host = lobby.members[lobby.host_seat]
+                await self.store.set_lobby_host(lobby.id, host.player_id)
+        except Exception as exc:
+            # Not stored: the player keeps the seat it asked to give up.
+            self._restore_member(lobby, member, session, emptied)
+            raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
+
         if member.endpoint is not None:
             member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")
             member.endpoint = None
-        if not lobby.members:
-            lobby.status = CLOSED
-            del self.lobbies[lobby.id]
-            self._persist_lobby(self.store.set_lobby_status(lobby.id, CLOSED, now))
+        if emptied:
             logger.info("lobby %s closed: everyone left", lobby.id)
             return
-        host = lobby.members[lobby.host_seat]
-        self._persist_lobby(self.store.set_lobby_host(lobby.id, host.player_id))
         if not lobby.endpoints():
             lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
+
+    def _restore_member(
+        self, lobby: Lobby, member: Member, session: Session, emptied: bool
+    ) -> None:
+        if emptied:
+            lobby.status = OPEN
+            self.lobbies[lobby.id] = lobby
+        if member.seat not in lobby.members:
+            lobby.members[member.seat] = member
+            if member.seat < lobby.host_seat or emptied:
+                lobby.host_seat = member.seat
+            self._tokens[member.token_hash] = (lobby, member)
+            session.member = member
 
     def disconnect(self, session: Session) -> None:
         """The socket closed. The seat stays; the same token may reconnect."""

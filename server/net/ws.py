@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -240,11 +241,9 @@ class WebSocketSession:
             elif isinstance(message, protocol.Ready):
                 service.ready(session, message.ready)
             elif isinstance(message, protocol.Start):
-                task = asyncio.get_running_loop().create_task(self._start(session))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(service.start_game(session))
             elif isinstance(message, protocol.Leave):
-                service.leave(session)
+                self._spawn(service.leave(session))
             elif isinstance(message, protocol.Hello):
                 raise ClientError("bad_frame", "already authenticated")
         except ClientError as exc:
@@ -268,14 +267,21 @@ class WebSocketSession:
             self._timer.cancel()
             self._timer = None
 
-    async def _start(self, session: Session) -> None:
-        try:
-            await self.context.service.start_game(session)
-        except ClientError as exc:
-            self._refuse(exc)
-        except Exception:
-            logger.exception("%s: start failed", self.socket_id)
-            self.send(protocol.error("internal_error", "Internal server error."))
+    def _spawn(self, action: Coroutine[Any, Any, None]) -> None:
+        """Run a message's action that awaits the store, answering its errors."""
+
+        async def run() -> None:
+            try:
+                await action
+            except ClientError as exc:
+                self._refuse(exc)
+            except Exception:
+                logger.exception("%s: message handling failed", self.socket_id)
+                self.send(protocol.error("internal_error", "Internal server error."))
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _refuse(self, exc: ClientError) -> None:
         metrics = self.context.metrics
@@ -298,6 +304,31 @@ class WebSocketSession:
         metrics.frames_out += 1
         metrics.bytes_out += len(data)
         self._flush()
+        # Lobby and game events are never dropped, but they count toward the
+        # bound: a socket that stays over it, or goes far over, is closed.
+        self._behind()
+
+    def _behind(self) -> bool:
+        """True while the send buffer is over its bound; closes a laggard.
+
+        Over the bound for ``slow_reader_timeout`` seconds, or over four
+        times the bound at any moment, the socket is closed with 4009.
+        """
+        size = self.transport.get_write_buffer_size()
+        config = self.context.config
+        if size <= config.max_send_buffer:
+            self._behind_since = None
+            return False
+        now = self._loop.time()
+        if self._behind_since is None:
+            self._behind_since = now
+        too_long = now - self._behind_since > config.slow_reader_timeout
+        if too_long or size > 4 * config.max_send_buffer:
+            logger.warning(
+                "%s %s: reads too slowly; closing", self.socket_id, self.peer
+            )
+            self.close(protocol.CLOSE_TOO_SLOW, "reading too slowly")
+        return True
 
     def send_snapshot(self, data: bytes) -> bool:
         """Write a snapshot, framed once for every socket that gets it.
@@ -309,21 +340,11 @@ class WebSocketSession:
         """
         if self.proto.state is not State.OPEN:
             return False
-        transport = self.transport
         metrics = self.context.metrics
-        if transport.get_write_buffer_size() > self.context.config.max_send_buffer:
+        if self._behind():
             metrics.dropped_snapshots += 1
-            now = self._loop.time()
-            if self._behind_since is None:
-                self._behind_since = now
-            elif now - self._behind_since > self.context.config.slow_reader_timeout:
-                logger.warning(
-                    "%s %s: reads too slowly; closing", self.socket_id, self.peer
-                )
-                self.close(protocol.CLOSE_TOO_SLOW, "reading too slowly")
             return False
-        self._behind_since = None
-        transport.write(_frame_once(data))
+        self.transport.write(_frame_once(data))
         metrics.frames_out += 1
         metrics.bytes_out += len(data)
         return True
