@@ -1,0 +1,221 @@
+"""The server killed outright, and the server asked to stop, in mid-game.
+
+SIGKILL gives the process no chance to tidy up: whatever SQLite committed is
+all there is. The next start must find every finished game whole, mark the
+game that was running as interrupted (never leave it "running"), close its
+lobby, keep every lobby it had answered for, and hand out no ID twice.
+
+SIGTERM is the operator's stop: running games are stored as interrupted with
+the score of the round in play, their sockets hear GAME_END and then 1001,
+sockets that never said HELLO get 1001 too, and the process exits 0 within
+the server's ten-second shutdown budget.
+
+Last, what a crash may not undo: a LEAVE the server has acknowledged (close
+4005, "the token is void") must already be stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from bench.bot import Api, Bot, run_lobby_game
+from server import protocol
+from tests.conftest import ServerProcess
+from tests.helpers import TIMEOUT, close_all, get, seated_bots
+from tests.reliability.support import LobbyChurn, assert_database_sound, rows
+
+SHUTDOWN_BUDGET = 10.0  # seconds; app.py's SHUTDOWN_TIMEOUT
+
+
+async def game_with_a_point(api: Api) -> tuple[str, str, list[Bot]]:
+    """A two-bot game to 99 that is under way and has had its first point.
+
+    The bots let every ball pass, so a point comes about two seconds in.
+    """
+    lobby_id, bots = await seated_bots(api, 2, 99)
+    for bot in bots:
+        bot.autoplay, bot.skill = True, 0.0
+    await bots[0].start()
+    await bots[0].wait_until(lambda: bool(bots[0].points), 2 * TIMEOUT)
+    assert bots[0].game is not None
+    return lobby_id, bots[0].game["game_id"], bots
+
+
+def ids_in(db: Path, table: str) -> set[str]:
+    return {row["id"] for row in rows(db, f"SELECT id FROM {table}")}
+
+
+def api_for(server: ServerProcess) -> Api:
+    return Api(server.base_url)
+
+
+def local_body() -> dict[str, Any]:
+    return {"player-1": "left", "player-2": "right", "points_to_win": 1}
+
+
+async def test_sigkill_mid_game_then_restart(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    first = server_factory(tls=False)
+    api = Api(first.base_url)
+
+    done = await run_lobby_game(api, 2, 1, skill=(1.0, 0.0), seed=2)
+    assert done.result["status"] == "finished"
+    open_lobby = await api.post("/api/create_lobby/", {"host": "waiting"})
+    await api.post(
+        "/api/join_lobby/", {"lobby_id": open_lobby["lobby_id"], "guest_name": "g"}
+    )
+    cut_lobby, cut_game, bots = await game_with_a_point(api)
+
+    # Kill while lobby writes are in flight, so a half-done one would show.
+    # (server_factory's teardown stops only what still runs and checks no
+    # exit status, so the killed process needs nothing more.)
+    with LobbyChurn(first.base_url, join=False) as churn:
+        await asyncio.sleep(0.5)
+        first.process.kill()
+        assert await asyncio.to_thread(first.process.wait, TIMEOUT) == -signal.SIGKILL
+    await close_all(bots)
+    assert len(churn.answered) > 10 and set(churn.statuses) == {201}
+    assert churn.failures  # the churn was still going when the server died
+
+    second = server_factory(first.data_dir, tls=False)
+    base, db = second.base_url, second.db_path
+    assert any("interrupted 1 games a previous process left" in x for x in second.log)
+
+    # The finished game is whole: the round, the winner, both agreeing.
+    status, view = get(base, f"/api/game/{done.game_id}/")
+    assert status == 200 and view["status"] == "finished"
+    assert view["winner"] == done.result["winner_name"]
+    (round_view,) = view["rounds"]
+    assert round_view["status"] == "finished"
+    assert round_view["winner"] == view["winner"]
+    assert sorted(round_view["score"]) == [0, 1]
+    (game_row,) = rows(db, "SELECT * FROM games WHERE id = ?", done.game_id)
+    (round_row,) = rows(db, "SELECT * FROM rounds WHERE game_id = ?", done.game_id)
+    assert game_row["winner_seat"] == round_row["winner_seat"] is not None
+
+    # The game in play is interrupted, never running; its lobby is closed.
+    status, view = get(base, f"/api/game/{cut_game}/")
+    assert status == 200 and view["status"] == "interrupted"
+    assert view["winner"] is None and view["ended_at"] is not None
+    assert "live" not in view
+    assert [r["status"] for r in view["rounds"]] == ["interrupted"]
+    assert get(base, f"/api/lobby/{cut_lobby}/")[1]["status"] == "closed"
+
+    # Lobbies that were answered for are all there and still open.
+    view = get(base, f"/api/lobby/{open_lobby['lobby_id']}/")[1]
+    assert view["status"] == "open" and len(view["players"]) == 2
+    stored = ids_in(db, "lobbies")
+    assert set(churn.answered) <= stored
+    assert get(base, f"/api/lobby/{churn.answered[-1]}/")[1]["status"] == "open"
+
+    # Nothing half-written, nothing left looking as if in play.
+    assert_database_sound(db)
+    assert rows(db, "SELECT id FROM games WHERE status IN ('waiting', 'running')") == []
+    in_play = "SELECT game_id FROM rounds WHERE status IN ('pending', 'running')"
+    assert rows(db, in_play) == []
+
+    # New IDs are new, and the restarted server plays a game to its end.
+    old_lobbies, old_games = stored, ids_in(db, "games")
+    new_lobbies = [
+        (await api_for(second).post("/api/create_lobby/", {"host": "new"}))["lobby_id"]
+        for _ in range(10)
+    ]
+    new_games = [
+        (await api_for(second).post("/api/start_game/", local_body()))["game_id"]
+        for _ in range(5)
+    ]
+    assert len(set(new_lobbies)) == 10 and not set(new_lobbies) & old_lobbies
+    assert len(set(new_games)) == 5 and not set(new_games) & old_games
+    again = await run_lobby_game(api_for(second), 2, 1, skill=(0.0, 1.0), seed=4)
+    assert again.result["status"] == "finished" and again.result["saved"] is True
+    assert again.game_id not in old_games
+
+    assert second.stop() == 0
+    assert second.errors() == []
+
+
+async def test_sigterm_mid_game_interrupts_and_exits_cleanly(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False)
+    api = Api(server.base_url)
+    lobby_id, game_id, bots = await game_with_a_point(api)
+    try:
+        async with connect(server.ws_url) as silent:  # never says HELLO
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            ends = await asyncio.gather(*(b.finished(TIMEOUT) for b in bots))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(silent.recv(), TIMEOUT)
+            assert silent.close_code == protocol.CLOSE_GOING_AWAY
+    finally:
+        await close_all(bots)
+    code = await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2)
+    took = time.monotonic() - began
+    assert code == 0 and took < SHUTDOWN_BUDGET
+
+    expected = {"game_id": game_id, "status": "interrupted", "winner": None}
+    for bot, end in zip(bots, ends, strict=True):
+        assert end == {**expected, "saved": True}
+        # GAME_END came, then the close: 1001, the server going away.
+        assert bot.close_code == protocol.CLOSE_GOING_AWAY
+
+    # The round in play is stored with the score every socket last saw.
+    score = bots[0].points[-1]["score"]
+    assert bots[1].points[-1]["score"] == score
+    (game,) = rows(server.db_path, "SELECT * FROM games WHERE id = ?", game_id)
+    assert game["status"] == "interrupted" and game["ended_at"] is not None
+    (round_row,) = rows(
+        server.db_path, "SELECT * FROM rounds WHERE game_id = ?", game_id
+    )
+    assert round_row["status"] == "interrupted" and round_row["winner_seat"] is None
+    assert [round_row["left_score"], round_row["right_score"]] == score
+    assert sum(score) >= 1
+    (lobby,) = rows(server.db_path, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
+    assert lobby["status"] == "closed"
+    assert_database_sound(server.db_path)
+    said = f"game {game_id} interrupted: server shutting down"
+    assert any(said in line for line in server.log)
+    assert server.errors() == []
+
+
+async def test_a_leave_is_stored_before_it_is_acknowledged(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False)
+    api = Api(server.base_url)
+    created = await api.post("/api/create_lobby/", {"host": "leaver"})
+    bot = Bot("leaver", created["token"], created["ws_url"], autoplay=False)
+    await bot.connect()
+
+    # Another process holds SQLite's write lock for a second, as a backup
+    # or a stalled disk would; the server's writes wait for it (its busy
+    # timeout is five seconds). Reads go on, under WAL.
+    holder = sqlite3.connect(server.db_path, timeout=TIMEOUT, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        await bot.send(protocol.LEAVE)
+        await asyncio.sleep(1.0)
+        acknowledged_unsaved = bot.closed
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
+    try:
+        assert await bot.wait_closed(TIMEOUT) == protocol.CLOSE_LEFT
+    finally:
+        await bot.close()
+    assert not acknowledged_unsaved, "4005 came before the leave could be stored"
+    view = get(server.base_url, f"/api/lobby/{created['lobby_id']}/")[1]
+    assert view["status"] == "closed"
+    assert server.stop() == 0 and server.errors() == []
