@@ -70,15 +70,23 @@ class ServerProcess:
 
 
 def start_server(
-    data_dir: Path, *, tls: bool = True, extra: tuple[str, ...] = ()
+    data_dir: Path,
+    *,
+    tls: bool = True,
+    extra: tuple[str, ...] = (),
+    module: str = "server",
 ) -> ServerProcess:
-    """Spawn the server on a free port and return once it is listening."""
+    """Spawn the server on a free port and return once it is listening.
+
+    ``module`` runs another entry point that wraps the real server (the
+    fault-injecting one of tests/reliability) with the same flags.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     db_path = data_dir / "server.db"
     args = [
         sys.executable,
         "-m",
-        "server",
+        module,
         "--host",
         "127.0.0.1",
         "--port",
@@ -113,14 +121,14 @@ def start_server(
                 listening.set()
         listening.set()  # the server exited: stop waiting for it
 
-    thread = threading.Thread(target=drain, name="server-stderr", daemon=True)
+    thread = threading.Thread(target=drain, name=f"{module}-stderr", daemon=True)
     thread.start()
     if not listening.wait(START_TIMEOUT) or not url:
         process.kill()
         process.wait()
         thread.join(STOP_TIMEOUT)
         shown = "\n".join(log[-30:])
-        raise RuntimeError(f"the server did not start listening:\n{shown}")
+        raise RuntimeError(f"{module} did not start listening:\n{shown}")
     return ServerProcess(url[0], data_dir, db_path, process, log, thread)
 
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
 import socket
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import msgpack
 from websockets.asyncio.client import connect
@@ -17,28 +14,9 @@ from bench.bot import Api
 from server import protocol
 from tests.conftest import ServerProcess
 from tests.helpers import close_all, seated_bots
+from tests.reliability.support import raw_websocket
 
 WAIT = 10.0
-
-
-def raw_websocket(base_url: str) -> socket.socket:
-    """A WebSocket opened by hand, which answers nothing the server sends."""
-    url = urlsplit(base_url)
-    assert url.hostname is not None and url.port is not None
-    sock = socket.create_connection((url.hostname, url.port), timeout=WAIT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(
-        (
-            f"GET /ws/ HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101")
-    return sock
 
 
 def read_frames(sock: socket.socket, seconds: float) -> list[tuple[int, bytes]]:

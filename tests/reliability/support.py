@@ -7,78 +7,24 @@ from __future__ import annotations
 import base64
 import http.client
 import os
-import re
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.conftest import ROOT, START_TIMEOUT, STOP_TIMEOUT, ServerProcess
+from tests.conftest import ServerProcess, start_server
 from tests.helpers import TIMEOUT, connect_db, post
-
-_LISTENING = re.compile(r"listening on (\S+)")
 
 
 def start_module(
     module: str, data_dir: Path, *, tls: bool = True, extra: tuple[str, ...] = ()
 ) -> ServerProcess:
-    """Run ``python -m module`` with the server's flags, as conftest runs the server.
+    """Run ``python -m module`` with the server's flags, as conftest runs it.
 
-    For entry points that wrap the real server (``fault_server``). The child
-    is started and watched exactly as ``tests.conftest.start_server`` does it:
-    port 0 on 127.0.0.1, stderr drained by a thread, ready at "listening on".
+    For entry points that wrap the real server (``fault_server``).
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable,
-        "-m",
-        module,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--db",
-        str(data_dir / "server.db"),
-        *([] if tls else ["--plain-http"]),
-        *extra,
-    ]
-    process = subprocess.Popen(
-        args,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    log: list[str] = []
-    url: list[str] = []
-    listening = threading.Event()
-
-    def drain() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            log.append(line.rstrip("\n"))
-            found = _LISTENING.search(line)
-            if found and not url:
-                url.append(found.group(1))
-                listening.set()
-        listening.set()
-
-    thread = threading.Thread(target=drain, name=f"{module}-stderr", daemon=True)
-    thread.start()
-    if not listening.wait(START_TIMEOUT) or not url:
-        process.kill()
-        process.wait()
-        thread.join(STOP_TIMEOUT)
-        shown = "\n".join(log[-30:])
-        raise RuntimeError(f"{module} did not start listening:\n{shown}")
-    return ServerProcess(url[0], data_dir, data_dir / "server.db", process, log, thread)
+    return start_server(data_dir, tls=tls, extra=extra, module=module)
 
 
 def raw_websocket(base_url: str, rcvbuf: int | None = None) -> socket.socket:

@@ -16,9 +16,7 @@ skipped on a workstation, and fails under CI=true, where it must run.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import http.client
-import ipaddress
 import os
 import re
 import shutil
@@ -30,12 +28,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from bench.bot import Api, run_lobby_game
+from server.net.tls import ensure_self_signed
 from tests.conftest import ROOT, ServerProcess
 from tests.helpers import TIMEOUT, get, insecure_context
 from tests.reliability.support import rows
@@ -58,38 +53,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-    ]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def swap(text: str, pattern: str, replacement: str) -> str:
     """Replace the one whole line matching ``pattern``; fail if not exactly one."""
     regex = re.compile(rf"^([ \t]*){pattern}[ \t]*$", re.MULTILINE)
@@ -100,7 +63,8 @@ def swap(text: str, pattern: str, replacement: str) -> str:
 
 def local_copy(folder: Path, upstream: int, https: int, http: int) -> str:
     """The shipped config with its machine-specific lines pointed at ``folder``."""
-    cert, key = self_signed(folder)
+    # The server's own maker of development certificates, for 127.0.0.1.
+    cert, key = ensure_self_signed(folder / "tls", "localhost")
     text = SHIPPED.read_text()
     # Run as root, nginx would switch its workers to www-data, who may not
     # read the tmp folder; as anyone else it cannot switch at all.
