@@ -61,7 +61,6 @@ class Room:
         self.resume_ticks = game.rules.tick_rate * 3  # a three-second countdown
         self.finished = False
         self.error: BaseException | None = None
-        self.dropped_snapshots = 0
 
     # Inputs --------------------------------------------------------------
 
@@ -113,8 +112,7 @@ class Room:
             r.serve_wait,
         )
         for endpoint in self.audience:
-            if not endpoint.send_snapshot(data):
-                self.dropped_snapshots += 1
+            endpoint.send_snapshot(data)
 
     def round_is_waiting(self) -> bool:
         """True while a seat of the round in play is away."""

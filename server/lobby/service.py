@@ -27,7 +27,7 @@ import logging
 import time
 import unicodedata
 from collections.abc import Awaitable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import protocol
@@ -86,7 +86,6 @@ class Counters:
     games_started: int = 0
     games_finished: int = 0
     games_failed: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
 
 
 def clean_name(value: str, what: str) -> str:

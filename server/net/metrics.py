@@ -87,7 +87,15 @@ class _Counters(Collector):
             m.dropped_snapshots,
         )
         yield counter(
+            "pong_lobbies_created", "Lobbies created.", service.counters.lobbies_created
+        )
+        yield counter(
             "pong_games_started", "Games started.", service.counters.games_started
+        )
+        yield counter(
+            "pong_games_finished",
+            "Games played to the end.",
+            service.counters.games_finished,
         )
         yield counter(
             "pong_games_failed",
