@@ -401,7 +401,12 @@ class Bot:
             self._record_ack(seat, snap.left_ack if side == 0 else snap.right_ack)
             if not self.autoplay:
                 continue
-            await self.send_input(seat, self._move(side, seat, snap))
+            try:
+                await self.send_input(seat, self._move(side, seat, snap))
+            except BotError:
+                # The server closed the socket after this snapshot; what it
+                # sent before closing (GAME_END) is still to be read.
+                return
             self.inputs_by_round[snap.round] += 1
 
     def _record_ack(self, seat: int, ack: int) -> None:
