@@ -10,85 +10,17 @@ tmp_path and copied to ``test-artifacts/`` at the root of the checkout.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.conftest import ROOT, ServerProcess
 from tests.helpers import LOBBY_ID, get
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 WAIT = 15_000  # ms for any one page to show what a step expects
 GAME_WAIT = 45_000  # ms for a short game to end
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-background-timer-throttling",
-    "--disable-renderer-backgrounding",
-    "--disable-backgrounding-occluded-windows",
-]
-
-
-def find_chromium() -> str:
-    if os.path.exists(CHROMIUM):
-        return CHROMIUM
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is not installed; .ci/run installs Debian's chromium")
-    pytest.skip("chromium is not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = find_chromium()
-    with playwright_api.sync_playwright() as driver:
-        launched = driver.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, headless=True
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def open_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
-    """Opens the client in a fresh context; every page's errors fail the test."""
-    contexts: list[Any] = []
-    errors: list[str] = []
-
-    def page_for(name: str) -> Any:
-        context = browser.new_context(
-            ignore_https_errors=True, viewport={"width": 1100, "height": 1000}
-        )
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                errors.append(f"{name}: {msg.text}") if msg.type == "error" else None
-            ),
-        )
-        page.goto(server.base_url + "/")
-        page.wait_for_function("() => window.pongClient !== undefined")
-        return page
-
-    yield page_for
-    for context in contexts:
-        context.close()
-    assert errors == [], "the page reported errors"
 
 
 def save_screenshot(page: Any, tmp_path: Path, name: str) -> Path:
@@ -136,49 +68,62 @@ def stored(server: ServerProcess, game_id: str) -> dict[str, Any]:
     }
 
 
-def seat_two(open_page: Any, points: int) -> tuple[Any, Any, str]:
-    """Alice creates a lobby in one page; Bob types its ID in another, joins
-    and says ready; both pages see it. Returns the pages and the lobby ID."""
-    alice = open_page("alice")
-    alice.fill("#name", "alice")
-    alice.fill("#create-points", str(points))
-    alice.fill("#create-seats", "2")
-    alice.click("#create")
-    alice.wait_for_function(
+def seat(open_page: Any, names: list[str], points: int) -> list[Any]:
+    """The first name creates a lobby in one page; each other types its ID
+    in a page of its own, joins and says ready; every page sees it all."""
+    host = open_page(names[0])
+    host.fill("#name", names[0])
+    host.fill("#create-points", str(points))
+    host.fill("#create-seats", str(len(names)))
+    host.click("#create")
+    host.wait_for_function(
         "() => document.getElementById('lobby-id').textContent.length === 10"
     )
-    lobby_id = alice.inner_text("#lobby-id")
+    lobby_id = host.inner_text("#lobby-id")
     assert re.fullmatch(LOBBY_ID, lobby_id)
-    alice.wait_for_selector('#lobby-players li[data-name="alice"]')
-    assert alice.is_disabled("#start")
+    host.wait_for_selector(f'#lobby-players li[data-name="{names[0]}"]')
+    assert host.is_disabled("#start")
 
-    bob = open_page("bob")
-    bob.fill("#name", "bob")
-    bob.locator("#join-id").press_sequentially(lobby_id.lower())
-    bob.click("#join")
-    for page in (alice, bob):
-        page.wait_for_selector(
-            '#lobby-players li[data-name="bob"][data-status="connected"]',
+    pages = [host]
+    for name in names[1:]:
+        guest = open_page(name)
+        guest.fill("#name", name)
+        guest.locator("#join-id").press_sequentially(lobby_id.lower())
+        guest.click("#join")
+        guest.wait_for_selector(f'#lobby-players li[data-name="{name}"]')
+        assert guest.is_hidden("#start")
+        pages.append(guest)
+    for page in pages:
+        page.wait_for_function(
+            f"() => document.querySelectorAll('#lobby-players li').length"
+            f" === {len(names)}",
             timeout=WAIT,
         )
-    assert bob.is_hidden("#start")
-    bob.check("#ready")
-    for page in (alice, bob):
-        page.wait_for_selector(
-            '#lobby-players li[data-name="bob"][data-status="ready"]', timeout=WAIT
-        )
-    alice.wait_for_selector("#start:not([disabled])", timeout=WAIT)
-    return alice, bob, lobby_id
+    for page in pages[1:]:
+        page.check("#ready")
+    for page in pages:
+        for name in names[1:]:
+            page.wait_for_selector(
+                f'#lobby-players li[data-name="{name}"][data-status="ready"]',
+                timeout=WAIT,
+            )
+    host.wait_for_selector("#start:not([disabled])", timeout=WAIT)
+    return pages
+
+
+def start_game(pages: list[Any]) -> None:
+    pages[0].click("#start")
+    for page in pages:
+        page.wait_for_selector("#game:not([hidden])", timeout=WAIT)
+        wait_ticks(page)
 
 
 def test_two_pages_play_a_remote_game_to_the_end(
     open_page: Any, server: ServerProcess, tmp_path: Path
 ) -> None:
-    alice, bob, _ = seat_two(open_page, points=2)
-    alice.click("#start")
-    for page in (alice, bob):
-        page.wait_for_selector("#game:not([hidden])", timeout=WAIT)
-        wait_ticks(page)
+    alice, bob = seat(open_page, ["alice", "bob"], points=2)
+    assert alice.inner_text("#lobby-players li[data-name=bob] .badge") == "ready"
+    start_game([alice, bob])
     assert "You play on the left" in alice.inner_text("#game-status")
     assert "You play on the right" in bob.inner_text("#game-status")
     assert alice.inner_text("#left-name") == bob.inner_text("#left-name") == "alice"
@@ -197,6 +142,39 @@ def test_two_pages_play_a_remote_game_to_the_end(
     assert result["status"] == "finished"
     assert result == stored(server, result["game_id"])
     assert max(int(n) for n in result["scores"][0].split("-")) == 2
+
+
+def test_a_member_not_in_the_round_watches_it(
+    open_page: Any, server: ServerProcess
+) -> None:
+    pages = seat(open_page, ["alice", "bob", "cy"], points=1)
+    alice, bob, cy = pages
+    start_game(pages)
+    # Three players: cy (seat 2) meets bob (seat 1) first; alice watches.
+    assert "You are watching; you play in round 2" in alice.inner_text("#game-status")
+    assert alice.get_attribute("body", "data-role") == "spectator"
+    assert alice.is_visible("#schedule li[data-round='0'].playing")
+    alice.wait_for_selector(
+        '#game-players li[data-name="alice"][data-status="spectating"]'
+    )
+    assert "You play on the left" in cy.inner_text("#game-status")
+
+    alice.keyboard.down("ArrowUp")  # no paddle yet: sends nothing
+    bob.keyboard.down("s")
+    cy.keyboard.down("w")
+    alice.wait_for_function(
+        "() => document.getElementById('game-status').textContent"
+        ".includes('You play on the')",
+        timeout=GAME_WAIT,
+    )
+    assert alice.locator("#schedule li[data-round='0'][data-score]").count() == 1
+    shown = [result_of(page) for page in pages]
+    for page, key in zip(pages, ["ArrowUp", "s", "w"], strict=True):
+        page.keyboard.up(key)
+    assert shown[0] == shown[1] == shown[2]
+    assert len(shown[0]["scores"]) == 3
+    assert shown[0] == stored(server, shown[0]["game_id"])
+    assert alice.is_hidden("#error")  # no INPUT was refused
 
 
 def test_a_local_game_plays_every_round_on_one_keyboard(
@@ -234,11 +212,8 @@ def test_a_local_game_plays_every_round_on_one_keyboard(
 
 
 def test_a_dropped_connection_is_shown_and_restored(open_page: Any) -> None:
-    alice, bob, _ = seat_two(open_page, points=99)
-    alice.click("#start")
-    for page in (alice, bob):
-        page.wait_for_selector("#game:not([hidden])", timeout=WAIT)
-        wait_ticks(page)
+    alice, bob = seat(open_page, ["alice", "bob"], points=99)
+    start_game([alice, bob])
 
     bob.evaluate("window.pongClient.dropConnection()")
     assert "Connection lost" in bob.inner_text("#banner")
