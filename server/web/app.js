@@ -193,6 +193,7 @@ function onMessage(type, message) {
       renderPlayers();
       break;
     case MSG.GAME_START:
+      state.conn.inGame = true;
       gameStarted(body);
       break;
     case MSG.SNAPSHOT:
@@ -209,14 +210,18 @@ function onMessage(type, message) {
       renderGame();
       break;
     case MSG.GAME_END:
+      state.conn.inGame = false;
       if (state.match) state.match.handle(type, message, now);
       showResult(body);
       break;
     case MSG.ERROR:
       showError(body.message);
       break;
+    case MSG.PONG:
+      setConnection(`connected, ${Math.round(state.conn.rtt)} ms`, "open");
+      break;
     default:
-      break; // PONG is used by net.js; unknown types are ignored
+      break; // unknown types are ignored
   }
 }
 

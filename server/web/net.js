@@ -27,7 +27,12 @@ const FINAL_CLOSES = new Map([
 ]);
 
 const PING_EVERY = 2000; // ms between PINGs
-const SILENCE_LIMIT = 6000; // ms without any message before the link counts as dead
+// ms without any message before the link counts as dead: in a lobby only
+// PONGs arrive; in a game a SNAPSHOT comes every tick, paused or not.
+const SILENCE_LIMIT = 6000;
+const SILENCE_LIMIT_IN_GAME = 1500;
+const WELCOME_WAIT = 5000; // ms from opening a socket to its WELCOME
+const CHECK_EVERY = 250; // ms between checks of the link
 const RETRY_FOR = 60000; // ms of reconnect attempts before giving up
 const RETRY_DELAYS = [200, 500, 1000, 2000]; // ms before each attempt; the last repeats
 
@@ -46,8 +51,11 @@ export class Connection {
     this.attempt = 0;
     this.lostAt = null;
     this.heardAt = 0;
+    this.openedAt = 0;
+    this.pingedAt = 0;
     this.rtt = null;
-    this.timer = setInterval(() => this.tick(), PING_EVERY / 2);
+    this.inGame = false; // set by the page while a game sends snapshots
+    this.timer = setInterval(() => this.tick(), CHECK_EVERY);
   }
 
   open() {
@@ -56,6 +64,8 @@ export class Connection {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.welcomed = false;
+    this.openedAt = performance.now();
+    this.pingedAt = 0;
     ws.onopen = () => {
       this.heardAt = performance.now();
       this.send([MSG.HELLO, this.token]);
@@ -130,13 +140,21 @@ export class Connection {
   }
 
   // Pings, and drops a link that has gone silent: a cable pulled or a laptop
-  // asleep may leave the socket looking open for minutes.
+  // asleep may leave the socket looking open for minutes. A socket that has
+  // not been welcomed in time is dropped too, and tried again.
   tick() {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !this.welcomed) return;
-    if (performance.now() - this.heardAt > SILENCE_LIMIT) {
-      this.drop();
+    if (!this.ws) return;
+    const now = performance.now();
+    if (!this.welcomed) {
+      if (now - this.openedAt > WELCOME_WAIT) this.drop();
       return;
     }
-    this.send([MSG.PING, performance.now()]);
+    const limit = this.inGame ? SILENCE_LIMIT_IN_GAME : SILENCE_LIMIT;
+    if (now - this.heardAt > limit) {
+      this.drop();
+    } else if (now - this.pingedAt >= PING_EVERY) {
+      this.pingedAt = now;
+      this.send([MSG.PING, now]);
+    }
   }
 }
