@@ -52,6 +52,15 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+# Chromium itself logs each socket the page tries to open while offline.
+OFFLINE = "net::ERR_INTERNET_DISCONNECTED"
+
+
+def console_error(errors: list[str], name: str, message: Any) -> None:
+    if message.type == "error" and OFFLINE not in message.text:
+        errors.append(f"{name}: {message.text}")
+
+
 @pytest.fixture
 def open_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
     """Opens the client in a fresh context; every page's errors fail the test."""
@@ -65,12 +74,7 @@ def open_page(browser: Any, server: ServerProcess) -> Iterator[Any]:
         contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda exc: errors.append(f"{name}: {exc}"))
-        page.on(
-            "console",
-            lambda msg: (
-                errors.append(f"{name}: {msg.text}") if msg.type == "error" else None
-            ),
-        )
+        page.on("console", lambda msg: console_error(errors, name, msg))
         page.goto(server.base_url + "/")
         page.wait_for_function("() => window.pongClient !== undefined")
         return page

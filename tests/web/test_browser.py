@@ -231,3 +231,18 @@ def test_a_dropped_connection_is_shown_and_restored(open_page: Any) -> None:
             '#game-players li[data-name="bob"][data-status="playing"]', timeout=WAIT
         )
         wait_ticks(page)  # the game goes on, for both
+
+    # Offline, the socket looks open but goes silent: the page notices.
+    bob.context.set_offline(True)
+    bob.wait_for_selector("#connection[data-state='lost']", timeout=WAIT)
+    assert "Connection lost" in bob.inner_text("#banner")
+    bob.context.set_offline(False)
+    bob.wait_for_selector("#banner", state="hidden", timeout=WAIT)
+    wait_ticks(bob)
+
+    # A reload of the tab takes the same seat back.
+    bob.reload()
+    bob.wait_for_selector("#game:not([hidden])", timeout=WAIT)
+    wait_ticks(bob)
+    assert "You play on the right" in bob.inner_text("#game-status")
+    assert bob.locator("#schedule li").count() == 1
