@@ -172,10 +172,11 @@ function onConnection(kind, detail) {
     setConnection("reconnecting…", "lost");
     banner(`Connection lost. Reconnecting (attempt ${detail})…`);
   } else if (kind === "closed") {
-    setConnection("disconnected", "closed");
+    const over = state.match && state.match.ended;
+    setConnection(over ? "game over" : "disconnected", over ? "none" : "closed");
     sessionStorage.removeItem(SAVED_SEAT);
     if (state.leaving) leaveSeat();
-    else if (!(state.match && state.match.ended)) banner(detail);
+    else if (!over) banner(detail);
   }
 }
 

@@ -26,6 +26,6 @@ export function moveFor(side, local) {
 }
 
 export function help(local, names) {
-  if (local) return `${names[0]}: W / S    ${names[1]}: ↑ / ↓`;
+  if (local) return `${names[0]}: W / S, ${names[1]}: ↑ / ↓`;
   return "Move with ↑ / ↓ or W / S";
 }

@@ -53,7 +53,9 @@ export function playerItem(player, me) {
   }
   const badge = document.createElement("span");
   badge.className = `badge ${player.status}`;
-  badge.textContent = STATUS_TEXT[player.status] || player.status;
+  // The host's START counts as its ready: "not ready" would mislead.
+  const text = player.host && player.status === "connected" ? "connected" : STATUS_TEXT[player.status];
+  badge.textContent = text || player.status;
   li.append(badge);
   return li;
 }

@@ -86,9 +86,16 @@ export class Match {
     return this.snapshots.length ? this.snapshots[this.snapshots.length - 1] : null;
   }
 
+  // The game stands still while a player of the round in play is away; an
+  // away spectator stops nothing.
+  paused() {
+    const round = this.round;
+    return round !== null && (this.away.has(round.left) || this.away.has(round.right));
+  }
+
   canMove() {
     const last = this.latest();
-    return this.inPlay && this.away.size === 0 && !this.ended &&
+    return this.inPlay && !this.paused() && !this.ended &&
       (!last || last.tick >= this.resumeTick);
   }
 
@@ -104,6 +111,8 @@ export class Match {
     } else if (type === MSG.POINT) this.lastPoint = { ...body, at: now };
     else if (type === MSG.ROUND_END) {
       this.results.set(body.round, body);
+      // A forfeit means the away player's grace ran out: it is not coming back.
+      if (body.forfeit) this.away.delete(body.winner === body.left ? body.right : body.left);
       this.inPlay = false;
       this.sides = [null, null];
     } else if (type === MSG.AWAY) {

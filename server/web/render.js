@@ -61,7 +61,8 @@ export function draw(canvas, match, frame, now) {
 function caption(match, frame, now) {
   for (const [, away] of match.away) {
     const left = Math.max(0, Math.ceil((away.until - now) / 1000));
-    return `Paused: ${away.name} lost connection (${left} s to come back)`;
+    const paused = match.paused() ? "Paused: " : "";
+    return `${paused}${away.name} lost connection (${left} s to come back)`;
   }
   const last = match.latest();
   if (last && last.tick < match.resumeTick) return "Resuming…";
