@@ -246,3 +246,19 @@ def test_a_dropped_connection_is_shown_and_restored(open_page: Any) -> None:
     wait_ticks(bob)
     assert "You play on the right" in bob.inner_text("#game-status")
     assert bob.locator("#schedule li").count() == 1
+
+
+def test_leaving_the_lobby_frees_the_seat(
+    open_page: Any, server: ServerProcess
+) -> None:
+    alice, bob = seat(open_page, ["alice", "bob"], points=1)
+    lobby_id = alice.inner_text("#lobby-id")
+    bob.click("#leave")
+    bob.wait_for_selector("#home:not([hidden])", timeout=WAIT)
+    alice.wait_for_function(
+        "() => document.querySelectorAll('#lobby-players li').length === 1",
+        timeout=WAIT,
+    )
+    assert alice.is_disabled("#start")
+    _, lobby = get(server.base_url, f"/api/lobby/{lobby_id}/")
+    assert [p["name"] for p in lobby["players"]] == ["alice"]
