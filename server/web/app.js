@@ -172,11 +172,16 @@ function onConnection(kind, detail) {
     setConnection("reconnecting…", "lost");
     banner(`Connection lost. Reconnecting (attempt ${detail})…`);
   } else if (kind === "closed") {
-    const over = state.match && state.match.ended;
-    setConnection(over ? "game over" : "disconnected", over ? "none" : "closed");
+    // For good: after the game's end the result stays on screen; otherwise
+    // the seat is gone and the player is back at the start, told why.
     sessionStorage.removeItem(SAVED_SEAT);
-    if (state.leaving) leaveSeat();
-    else if (!over) banner(detail);
+    if (document.body.dataset.screen === "result") {
+      setConnection("game over", "none");
+      return;
+    }
+    const left = state.leaving;
+    leaveSeat();
+    if (!left) banner(detail);
   }
 }
 
