@@ -262,3 +262,19 @@ def test_leaving_the_lobby_frees_the_seat(
     assert alice.is_disabled("#start")
     _, lobby = get(server.base_url, f"/api/lobby/{lobby_id}/")
     assert [p["name"] for p in lobby["players"]] == ["alice"]
+
+
+def test_a_void_seat_sends_the_page_back_to_the_start(open_page: Any) -> None:
+    page = open_page("stale")
+    seat = {"kind": "lobby", "token": "x" * 43, "lobbyId": "0" * 10, "name": "x"}
+    page.evaluate(
+        "(seat) => sessionStorage.setItem('pong.seat', JSON.stringify(seat))", seat
+    )
+    page.reload()
+    page.wait_for_function(
+        "() => document.getElementById('banner').textContent"
+        ".includes('no longer valid')",
+        timeout=WAIT,
+    )
+    assert page.is_visible("#home")
+    assert page.evaluate("() => sessionStorage.getItem('pong.seat')") is None
