@@ -18,6 +18,13 @@
 //
 // Inputs are sent only while a paddle may move: in a round, not paused by
 // an away player, and not in the break after the round.
+//
+// The prediction counts one server tick per input sent. When two inputs
+// reach the server within one tick, only the second is applied, so for a
+// moment the predicted paddle is one step off; the next snapshot corrects it
+// and the correction fades in. Stamping each input with the server tick it
+// was meant for would remove that step, at the price of a clock
+// synchronised to the server's through PING and PONG.
 
 import { MSG } from "./net.js";
 
