@@ -17,6 +17,7 @@ import orjson
 from ..errors import ClientError
 from .http import Request, Response, error_response, json_response
 from .metrics import CONTENT_TYPE
+from .static import StaticFiles
 
 if TYPE_CHECKING:
     from .context import Context
@@ -83,6 +84,11 @@ class Router:
             "/api/lobby": {"GET": self.get_lobby},
             "/api/game": {"GET": self.get_game},
         }
+        # The browser client: "/" and one prefix per folder of its files.
+        self.static = StaticFiles()
+        self.exact["/"] = {"GET": self.static_file}
+        for folder in self.static.folders():
+            self.with_id[folder] = {"GET": self.static_file}
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -151,6 +157,9 @@ class Router:
 
     async def get_game(self, _: Request, args: list[str]) -> Response:
         return json_response(200, await self.context.service.game_view(args[0]))
+
+    async def static_file(self, request: Request, _: list[str]) -> Response:
+        return self.static.answer(request)
 
     async def metrics(self, _: Request, __: list[str]) -> Response:
         exporter = self.context.exporter

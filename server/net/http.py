@@ -42,6 +42,7 @@ KEEPALIVE_TIMEOUT = 30.0  # seconds an idle keep-alive connection stays open
 REASONS = {
     200: "OK",
     201: "Created",
+    304: "Not Modified",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -78,6 +79,7 @@ class Response:
     content_type: str = "application/json"
     headers: list[tuple[str, str]] = field(default_factory=list)
     head_only: bool = False  # a HEAD request: the headers of GET, no body
+    cache_control: str = "no-store"  # API answers are never cached
 
 
 def json_response(status: int, payload: object) -> Response:
@@ -283,7 +285,7 @@ class HttpConnection(asyncio.Protocol):
             f"HTTP/1.1 {response.status} {reason}",
             f"Content-Type: {response.content_type}",
             f"Content-Length: {len(response.body)}",
-            "Cache-Control: no-store",
+            f"Cache-Control: {response.cache_control}",
             "X-Content-Type-Options: nosniff",
             "Connection: " + ("keep-alive" if keep_alive else "close"),
         ]

@@ -162,7 +162,7 @@ SHAPE_ERRORS = [
     ("unknown_lobby", "GET", "/api/lobby/ZZZZZZZZZZ/", None, {}, "unknown_lobby"),
     ("unknown_game", "GET", "/api/game/ZZZZZZZZZZZZ/", None, {}, "unknown_game"),
     ("unknown_path", "GET", "/api/nothing-here/", None, {}, "not_found"),
-    ("root_path", "GET", "/", None, {}, "not_found"),
+    ("outside_api", "GET", "/index.html", None, {}, "not_found"),
     ("plain_get_ws", "GET", "/ws/", None, {}, "upgrade_required"),
     (
         "gzip_body",

@@ -210,6 +210,10 @@ async def through_nginx(
     assert fetch(https, "/metrics", source="127.0.0.2")[0] == 403
 
     status, headers, body = fetch(https, "/")
+    assert status == 200 and headers["content-type"].startswith("text/html")
+    status, headers, body = fetch(https, "/static/vendor/LICENSE")
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    status, headers, body = fetch(https, "/nothing-here")
     assert status == 404 and headers["content-type"] == "application/json"
     assert b'"not_found"' in body
 
