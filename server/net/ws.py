@@ -201,7 +201,11 @@ class WebSocketSession:
 
     def _on_frame(self, frame: Frame) -> None:
         opcode = frame.opcode
-        if opcode is Opcode.BINARY and frame.fin:
+        if opcode is Opcode.PING or opcode is Opcode.PONG:
+            # websockets has answered a ping already; a flood of them costs
+            # us as much as a flood of messages, so it counts the same.
+            self._within_rate()
+        elif opcode is Opcode.BINARY and frame.fin:
             metrics = self.context.metrics
             metrics.frames_in += 1
             metrics.bytes_in += len(frame.data)
@@ -211,15 +215,27 @@ class WebSocketSession:
         elif opcode in (Opcode.BINARY, Opcode.CONT):
             self.close(protocol.CLOSE_PROTOCOL, "fragmented messages unsupported")
 
-    def _on_message(self, data: bytes) -> None:
+    def _within_rate(self) -> bool:
+        """Take one frame from the allowance; False, and close, on a flood."""
         now = self._heard_at
         allowance = self._allowance + (now - self._refilled_at) * self._rate
         self._refilled_at = now
         if allowance < 1.0:
-            logger.warning("%s %s: message flood; closing", self.socket_id, self.peer)
-            self.close(protocol.CLOSE_FLOOD, "too many messages")
-            return
+            if self.proto.state is State.OPEN:
+                logger.warning(
+                    "%s %s: message flood; closing", self.socket_id, self.peer
+                )
+                self.close(protocol.CLOSE_FLOOD, "too many messages")
+                # Read no more: what a flooder sends after this is not worth
+                # parsing; the close timer drops the connection.
+                self.transport.pause_reading()
+            return False
         self._allowance = min(allowance, 2 * self._rate) - 1.0
+        return True
+
+    def _on_message(self, data: bytes) -> None:
+        if not self._within_rate():
+            return
         service = self.context.service
         session = self.session
         if session is not None:

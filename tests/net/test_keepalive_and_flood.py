@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -103,3 +105,37 @@ async def test_a_flood_is_closed_4010_and_other_games_keep_their_rate(
         assert rate > 50  # at 60 Hz, the other game did not slow down
     finally:
         await close_all(flooders + players)
+
+
+def test_a_ping_flood_before_hello_is_closed_4010(
+    plain_server: ServerProcess,
+) -> None:
+    # Masked pings with a 125-byte payload, the largest a control frame holds.
+    ping = bytes((0x89, 0x80 | 125)) + b"\x00" * 4 + b"p" * 125
+    received = bytearray()
+    sent = 0
+
+    def read_all(sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the server drops a flooder
+            while chunk := sock.recv(65536):
+                received.extend(chunk)
+
+    with raw_websocket(plain_server.base_url) as sock:
+        reader = threading.Thread(target=read_all, args=(sock,))
+        reader.start()
+        with contextlib.suppress(OSError):
+            for _ in range(400):
+                sock.sendall(ping * 25)
+                sent += 25
+        reader.join(10)
+    opcodes, codes = [], []
+    data = bytes(received)
+    while len(data) >= 2:
+        length = data[1] & 0x7F
+        opcodes.append(data[0] & 0x0F)
+        if data[0] & 0x0F == 0x8:
+            codes.append(int.from_bytes(data[2:4], "big"))
+        data = data[2 + length :]
+    assert codes == [protocol.CLOSE_FLOOD]
+    # Reading stopped at the close: most of the flood was never answered.
+    assert opcodes.count(0xA) < sent / 2
