@@ -22,7 +22,17 @@ from urllib.parse import urlsplit
 from bench.bot import Api, Bot, client_ssl_context, everyone_ready
 
 TIMEOUT = 10.0  # seconds for any one request or wait in a test
-TABLES = ("players", "lobbies", "lobby_members", "games", "game_players", "rounds")
+TABLES = (
+    "players",
+    "lobbies",
+    "lobby_members",
+    "games",
+    "game_players",
+    "rounds",
+    "users",
+    "sessions",
+    "avatars",
+)
 # Crockford's base32 without I, L, O and U; ten characters make a lobby id.
 LOBBY_ID = r"[0-9A-HJKMNP-TV-Z]{10}"
 

@@ -113,3 +113,62 @@ class GameRecord:
     token_hash: bytes | None
     players: tuple[GamePlayerRecord, ...]
     rounds: tuple[RoundRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account: the player it plays as, its names and its password hash.
+
+    ``username`` is shown as the user chose it; ``username_key`` is its
+    normalized form (NFKC, casefolded), unique across all users.
+    ``password_hash`` is the self-describing string of ``server.accounts``'
+    password module; the store never sees a password.
+    """
+
+    player_id: str
+    username: str
+    username_key: str
+    password_hash: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A login session. Only the hash of its token is kept.
+
+    It is live while ``revoked_at`` is None and ``expires_at`` is ahead.
+    """
+
+    token_hash: bytes
+    player_id: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentGameRecord:
+    """One game a player sat in, as a profile lists it."""
+
+    game_id: str
+    mode: str
+    status: str
+    won: bool
+    created_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    """What a profile shows of a player: who, and how their games went.
+
+    ``games_played`` counts finished games; ``wins`` those the player won.
+    ``username`` is None for a guest.
+    """
+
+    player: PlayerRecord
+    username: str | None
+    has_avatar: bool
+    games_played: int
+    wins: int
+    recent_games: tuple[RecentGameRecord, ...]
