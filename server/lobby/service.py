@@ -169,9 +169,25 @@ class LobbyService:
     # Lobbies over HTTP ------------------------------------------------------
 
     async def create_lobby(
-        self, host_name: str, points_to_win: int | None, max_players: int | None
+        self,
+        host_name: str | None,
+        points_to_win: int | None,
+        max_players: int | None,
+        user: PlayerRecord | None = None,
     ) -> dict[str, Any]:
-        name = clean_name(host_name, "host")
+        """A new lobby hosted by ``user`` if logged in, else by a new guest.
+
+        A user hosts under their own name (``host_name`` is ignored); a guest
+        needs ``host_name``, and may host only while guests_may_host is on.
+        """
+        if user is not None:
+            name = user.display_name
+        elif not self.config.guests_may_host:
+            raise ClientError("login_required", "guests may not host here")
+        elif host_name is None:
+            raise ClientError("missing_field", "host")
+        else:
+            name = clean_name(host_name, "host")
         points = self._points(points_to_win)
         seats = self.config.max_players if max_players is None else max_players
         if not 2 <= seats <= MAX_LOCAL_PLAYERS:
@@ -180,7 +196,7 @@ class LobbyService:
             raise ClientError("server_busy")
 
         now = time.time()
-        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
         # Hold a place under max_lobbies while the write is awaited, so that
         # concurrent creates cannot all pass the check above.
@@ -214,7 +230,7 @@ class LobbyService:
         self, player: PlayerRecord, token_hash: bytes, seats: int, points: int
     ) -> str:
         """Store a new lobby under a fresh random ID; the ID."""
-        now = player.created_at
+        now = time.time()
         name = player.display_name
         for _ in range(ID_ATTEMPTS):
             lobby_id = ids.random_id(ids.LOBBY_ID_LENGTH)
@@ -229,9 +245,21 @@ class LobbyService:
             return lobby_id
         raise InternalError("no free lobby id after several attempts")
 
-    async def join_lobby(self, lobby_id: str, guest_name: str) -> dict[str, Any]:
+    async def join_lobby(
+        self, lobby_id: str, guest_name: str | None, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """A seat for ``user`` if logged in (one per lobby), else for a new guest."""
+        if user is not None:
+            wanted = user.display_name
+        elif guest_name is None:
+            raise ClientError("missing_field", "guest_name")
+        else:
+            wanted = clean_name(guest_name, "guest_name")
         lobby = await self._open_lobby(lobby_id)
-        wanted = clean_name(guest_name, "guest_name")
+        if user is not None and any(
+            m.player_id == user.id for m in lobby.members.values()
+        ):
+            raise ClientError("already_joined")
         lobby.check_joinable()
 
         # Reserve the seat now, synchronously: of two racing joins for the last
@@ -239,7 +267,7 @@ class LobbyService:
         now = time.time()
         name = lobby.unique_name(wanted)
         seat = lobby.next_seat()
-        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
         member = Member(seat, player.id, name, token_hash, now)
         lobby.add(member)
@@ -366,18 +394,57 @@ class LobbyService:
             "ws_url": self.config.ws_url,
         }
 
-    async def start_remote(self, token: str | None, lobby_id: str) -> dict[str, Any]:
+    async def start_remote(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
         """The host starts the lobby's game over HTTP (as START does on a socket)."""
-        if not token:
-            raise ClientError("unauthorized")
-        bound = self._tokens.get(ids.hash_token(token))
-        if bound is None:
-            raise ClientError("invalid_token")
-        lobby = await self._open_lobby(lobby_id)
-        if not isinstance(bound, tuple) or bound[0] is not lobby:
-            raise ClientError("not_host")
-        room = await self._start_lobby_game(lobby, bound[1])
+        lobby, member = await self._acting_member(token, user, lobby_id)
+        room = await self._start_lobby_game(lobby, member)
         return self._game_summary(room)
+
+    async def close_lobby(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """The host closes an open lobby: every seat's token stops working."""
+        lobby, member = await self._acting_member(token, user, lobby_id)
+        if member.seat != lobby.host_seat:
+            raise ClientError("not_host")
+        if lobby.status != OPEN:
+            raise ClientError("lobby_started")
+        lobby.status = CLOSED
+        del self.lobbies[lobby.id]
+        try:
+            await self.store.set_lobby_status(lobby.id, CLOSED, time.time())
+        except BaseException:
+            lobby.status = OPEN
+            self.lobbies[lobby.id] = lobby
+            raise
+        for seated in lobby.members.values():
+            self._tokens.pop(seated.token_hash, None)
+            if seated.endpoint is not None:
+                seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, "the host closed it")
+                seated.endpoint = None
+        logger.info("lobby %s closed by its host", lobby.id)
+        return {"lobby_id": lobby.id, "status": CLOSED}
+
+    async def _acting_member(
+        self, token: str | None, user: PlayerRecord | None, lobby_id: str
+    ) -> tuple[Lobby, Member]:
+        """The lobby and the member a seat token or a logged-in user acts as.
+
+        Raises ``not_host`` when neither holds a seat in that lobby, so a
+        caller that then requires the host needs no second message.
+        """
+        bound = self._tokens.get(ids.hash_token(token)) if token else None
+        if bound is None and user is None:
+            raise ClientError("invalid_token" if token else "unauthorized")
+        lobby = await self._open_lobby(lobby_id)
+        if isinstance(bound, tuple) and bound[0] is lobby:
+            return lobby, bound[1]
+        for member in lobby.members.values():
+            if user is not None and member.player_id == user.id:
+                return lobby, member
+        raise ClientError("not_host")
 
     async def _start_lobby_game(self, lobby: Lobby, by: Member) -> Room:
         lobby.check_startable(by.seat)
