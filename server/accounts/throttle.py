@@ -11,6 +11,11 @@ longest ago is dropped, so memory stays fixed whatever an attacker sends.
 The price: someone who fails logins for more than ``MAX_KEYS`` other names
 within a window can push an account's count out early. Refusing every
 login at the bound would instead let that same person lock everyone out.
+
+The address is the TCP peer's. Behind a reverse proxy every client has the
+proxy's address, so the per-address limit then counts everyone together;
+set ``--login-failures-per-address`` high there. Trusting a forwarded-for
+header would need a setting naming the proxies to trust, which there is not.
 """
 
 from __future__ import annotations

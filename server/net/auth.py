@@ -13,6 +13,13 @@ A login session can be presented two ways:
   double-submit pattern Django's clients know. Another site can make the
   browser send our cookies but can neither read them nor set that header.
 
+A known shortcoming of plain double submit: the CSRF token is not tied to
+the session, so a site that can set cookies for our host (a sibling
+subdomain under the same parent, or a man in the middle on plain HTTP) could
+plant a csrftoken of its own choosing. Binding the token to the session
+(an HMAC of the session token under a server key) would close that; serve
+the game from a host with no untrusted subdomains until then.
+
 Bodies must be declared ``application/json`` (avatars: ``image/png`` or
 ``image/jpeg``): an HTML form can only send urlencoded, multipart or
 text/plain bodies, so a cross-site form post is refused before anything else.
