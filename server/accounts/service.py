@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 MIN_PASSWORD = 8
 RECENT_GAMES = 10  # games a profile lists
+# Password hashes computed at once. Each takes 16 MiB and a core for about
+# 50 ms; more registers and logins than this wait their turn, so a flood of
+# them cannot take every worker thread or much memory.
+MAX_HASHING = 2
 
 
 def check_password(value: str) -> str:
@@ -51,6 +55,7 @@ class AccountService:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
+        self._hashing = asyncio.Semaphore(MAX_HASHING)
         self.throttle = LoginThrottle(
             config.login_failures_per_account,
             config.login_failures_per_address,
@@ -93,7 +98,8 @@ class AccountService:
         self.throttle.check(key, address, time.monotonic())
         user = await self.store.get_user(key) if key else None
         encoded = user.password_hash if user else passwords.DECOY_HASH
-        good = await asyncio.to_thread(passwords.verify_password, password, encoded)
+        async with self._hashing:
+            good = await asyncio.to_thread(passwords.verify_password, password, encoded)
         if user is None or not good:
             self.throttle.failed(key, address, time.monotonic())
             logger.warning("failed login for %r from %s", key[:32], address)
