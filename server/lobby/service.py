@@ -159,7 +159,9 @@ class LobbyService:
             idle_since=time.monotonic(),
         )
         for m in record.members:
-            member = Member(m.seat, m.player_id, m.name, m.token_hash, m.joined_at)
+            member = Member(
+                m.seat, m.player_id, m.name, m.token_hash, m.joined_at, user=m.user
+            )
             lobby.members[m.seat] = member
             self._tokens[m.token_hash] = (lobby, member)
             if m.player_id == record.host_player_id:
@@ -207,7 +209,7 @@ class LobbyService:
             self._creating -= 1
 
         lobby = Lobby(lobby_id, seats, points, now, idle_since=time.monotonic())
-        host = Member(0, player.id, name, token_hash, now)
+        host = Member(0, player.id, name, token_hash, now, user=user is not None)
         lobby.members[0] = host
         self.lobbies[lobby_id] = lobby
         self._tokens[token_hash] = (lobby, host)
@@ -269,7 +271,7 @@ class LobbyService:
         seat = lobby.next_seat()
         player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
-        member = Member(seat, player.id, name, token_hash, now)
+        member = Member(seat, player.id, name, token_hash, now, user=user is not None)
         lobby.add(member)
         try:
             await self.store.add_member(
@@ -336,6 +338,7 @@ class LobbyService:
                     "name": m.name,
                     "status": "closed" if record.status == CLOSED else "joined",
                     "host": m.player_id == record.host_player_id,
+                    "user": m.user,
                 }
                 for m in record.members
             ],

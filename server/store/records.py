@@ -33,7 +33,8 @@ class MemberRecord:
 
     ``name`` is the name shown in that lobby and is unique among its current
     members ("myname", "myname#2"); the player's own ``display_name`` need not
-    be. ``token_hash`` authenticates the member's socket.
+    be. ``token_hash`` authenticates the member's socket. ``user`` is read
+    back from the player's kind (a logged-in user's seat); it is not written.
     """
 
     lobby_id: str
@@ -42,6 +43,7 @@ class MemberRecord:
     name: str
     token_hash: bytes
     joined_at: float
+    user: bool = False
 
 
 @dataclass(frozen=True, slots=True)

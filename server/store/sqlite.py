@@ -71,6 +71,8 @@ _GAME_COLUMNS = (
     "id, lobby_id, mode, status, seed, rules, created_at, started_at, ended_at,"
     " winner_seat, token_hash"
 )
+# The member's player kind, read with every member row.
+_MEMBER_KIND = "(SELECT kind FROM players p WHERE p.id = player_id) AS kind"
 _USER_COLUMNS = "player_id, username, username_key, password_hash, created_at"
 _SESSION_COLUMNS = "token_hash, player_id, created_at, expires_at, revoked_at"
 _ROUND_COLUMNS = (
@@ -338,7 +340,7 @@ class SqliteStore(Store):
                 return None
             members = await _fetch(
                 conn,
-                f"SELECT {_MEMBER_COLUMNS} FROM lobby_members"
+                f"SELECT {_MEMBER_COLUMNS}, {_MEMBER_KIND} FROM lobby_members"
                 " WHERE lobby_id = ? AND left_at IS NULL ORDER BY seat",
                 lobby_id,
             )
@@ -353,7 +355,7 @@ class SqliteStore(Store):
             )
             members = await _fetch(
                 conn,
-                f"SELECT {_MEMBER_COLUMNS} FROM lobby_members"
+                f"SELECT {_MEMBER_COLUMNS}, {_MEMBER_KIND} FROM lobby_members"
                 " WHERE left_at IS NULL AND lobby_id IN"
                 " (SELECT id FROM lobbies WHERE status = 'open')"
                 " ORDER BY lobby_id, seat",
@@ -865,6 +867,7 @@ def _member(row: sqlite3.Row) -> MemberRecord:
         name=row["name"],
         token_hash=row["token_hash"],
         joined_at=row["joined_at"],
+        user=row["kind"] == "user",
     )
 
 

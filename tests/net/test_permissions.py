@@ -77,7 +77,8 @@ def test_a_user_joins_as_themself_and_holds_one_seat(server: ServerProcess) -> N
     refused(post(base, "/api/join_lobby/", body, token), 409, "already_joined")
     assert db_counts(server.db_path) == before
     _, view = get(base, f"/api/lobby/{created['lobby_id']}/")
-    assert [p["name"] for p in view["players"]] == ["host", "petra"]
+    shown = [(p["name"], p["user"]) for p in view["players"]]
+    assert shown == [("host", False), ("petra", True)]
 
 
 async def test_only_the_host_starts_or_closes(server: ServerProcess) -> None:

@@ -14,7 +14,7 @@ from server.store import (
     StoreError,
     UserRecord,
 )
-from tests.store.builders import count, game, player
+from tests.store.builders import count, game, lobby, member, player
 
 
 def user(player_id: str, key: str) -> tuple[UserRecord, PlayerRecord]:
@@ -103,3 +103,15 @@ async def test_avatar_set_replace_and_read(store: SqliteStore, db_path: Path) ->
     assert profile is not None and profile.has_avatar and profile.username == "Ann"
     with pytest.raises(StoreError):
         await store.set_avatar("nobody", b"x", 1.0)
+
+
+async def test_a_users_seat_reads_back_as_a_users(store: SqliteStore) -> None:
+    record, account = user("U1", "ann")
+    await store.create_user(record, account)
+    await store.create_lobby(lobby("L1", "U1"), account, member("L1", "U1", 0))
+    await store.add_member(member("L1", "bob", 1), player("bob"))
+    (loaded,) = await store.load_open_lobbies()
+    assert [(m.player_id, m.user) for m in loaded.members] == [
+        ("U1", True),
+        ("bob", False),
+    ]
