@@ -431,12 +431,18 @@ class LobbyService:
         return {"lobby_id": lobby.id, "status": CLOSED}
 
     async def _acting_member(
-        self, token: str | None, user: PlayerRecord | None, lobby_id: str
+        self,
+        token: str | None,
+        user: PlayerRecord | None,
+        lobby_id: str,
+        no_seat: str = "not_host",
+        detail: str | None = None,
     ) -> tuple[Lobby, Member]:
         """The lobby and the member a seat token or a logged-in user acts as.
 
-        Raises ``not_host`` when neither holds a seat in that lobby, so a
-        caller that then requires the host needs no second message.
+        Raises ``no_seat`` when neither holds a seat in that lobby: by
+        default ``not_host``, so a caller that then requires the host needs
+        no second message.
         """
         bound = self._tokens.get(ids.hash_token(token)) if token else None
         if bound is None and user is None:
@@ -447,7 +453,7 @@ class LobbyService:
         for member in lobby.members.values():
             if user is not None and member.player_id == user.id:
                 return lobby, member
-        raise ClientError("not_host")
+        raise ClientError(no_seat, detail)
 
     async def _start_lobby_game(self, lobby: Lobby, by: Member) -> Room:
         lobby.check_startable(by.seat)
@@ -756,11 +762,23 @@ class LobbyService:
         use it), stored, and only then acknowledged with close 4005.
         """
         lobby, member = self._seat(session)
+        await self._give_up(lobby, member)
+
+    async def leave_lobby(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """LEAVE over HTTP: the seat a token or a logged-in user holds."""
+        lobby, member = await self._acting_member(
+            token, user, lobby_id, "forbidden", "no seat in this lobby"
+        )
+        await self._give_up(lobby, member)
+        return {"lobby_id": lobby.id, "seat": member.seat, "left": True}
+
+    async def _give_up(self, lobby: Lobby, member: Member) -> None:
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
         lobby.remove(member.seat)
         del self._tokens[member.token_hash]
-        session.member = None
         emptied = not lobby.members
         if emptied:
             lobby.status = CLOSED
@@ -776,7 +794,7 @@ class LobbyService:
                 await self.store.set_lobby_host(lobby.id, host.player_id)
         except Exception as exc:
             # Not stored: the player keeps the seat it asked to give up.
-            self._restore_member(lobby, member, session, emptied)
+            self._restore_member(lobby, member, emptied)
             raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
 
         if member.endpoint is not None:
@@ -789,9 +807,7 @@ class LobbyService:
             lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
 
-    def _restore_member(
-        self, lobby: Lobby, member: Member, session: Session, emptied: bool
-    ) -> None:
+    def _restore_member(self, lobby: Lobby, member: Member, emptied: bool) -> None:
         if emptied:
             lobby.status = OPEN
             self.lobbies[lobby.id] = lobby
@@ -800,7 +816,6 @@ class LobbyService:
             if member.seat < lobby.host_seat or emptied:
                 lobby.host_seat = member.seat
             self._tokens[member.token_hash] = (lobby, member)
-            session.member = member
 
     def disconnect(self, session: Session) -> None:
         """The socket closed. The seat stays; the same token may reconnect."""
@@ -931,9 +946,13 @@ class LobbyService:
         self._broadcast_lobby(lobby)
 
     def _seat(self, session: Session) -> tuple[Lobby, Member]:
-        if session.lobby is None or session.member is None:
+        lobby, member = session.lobby, session.member
+        if lobby is None or member is None:
             raise ClientError("forbidden", "this socket has no lobby seat")
-        return session.lobby, session.member
+        if lobby.members.get(member.seat) is not member:
+            # The seat was given up (LEAVE, over HTTP too) or the lobby closed.
+            raise ClientError("forbidden", "this socket's seat was given up")
+        return lobby, member
 
     def _broadcast_lobby(self, lobby: Lobby) -> None:
         endpoints = lobby.endpoints()

@@ -78,6 +78,7 @@ class Router:
             "/api/join_lobby": {"POST": self.join_lobby},
             "/api/start_game": {"POST": self.start_game},
             "/api/close_lobby": {"POST": self.close_lobby},
+            "/api/leave_lobby": {"POST": self.leave_lobby},
             "/api/register": {"POST": self.register},
             "/api/login": {"POST": self.login},
             "/api/logout": {"POST": self.logout},
@@ -186,11 +187,23 @@ class Router:
         return json_response(201, result)
 
     async def close_lobby(self, request: Request, _: list[str]) -> Response:
+        return await self._as_member(request, self.context.service.close_lobby)
+
+    async def leave_lobby(self, request: Request, _: list[str]) -> Response:
+        return await self._as_member(request, self.context.service.leave_lobby)
+
+    async def _as_member(
+        self,
+        request: Request,
+        action: Callable[
+            [str | None, str, PlayerRecord | None], Awaitable[dict[str, Any]]
+        ],
+    ) -> Response:
+        """Run a lobby action for the seat a bearer token or session holds."""
         body = parse_json(request)
         lobby_id = text_field(body, "lobby_id")
         user = await self._user(request)
-        token = bearer_token(request)
-        result = await self.context.service.close_lobby(token, lobby_id, user)
+        result = await action(bearer_token(request), lobby_id, user)
         return json_response(200, result)
 
     # Accounts ----------------------------------------------------------------

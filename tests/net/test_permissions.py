@@ -219,3 +219,34 @@ async def test_a_seat_given_up_cannot_be_driven_with_its_old_token(
         assert [p["name"] for p in view["players"]] == [host.name, "taker"]
     finally:
         await close_all(bots)
+
+
+async def test_leaving_over_http_voids_the_token(server: ServerProcess) -> None:
+    api = Api(server.base_url, insecure=True)
+    base = server.base_url
+    lobby_id, bots = await seated_bots(api, 2, ready=False, max_players=3)
+    _, (other,) = await seated_bots(api, 1, ready=False, max_players=2)
+    host, guest = bots
+    body = {"lobby_id": lobby_id}
+    try:
+        # A seat in another lobby gives no say in this one.
+        before = db_counts(server.db_path)
+        refused(await asyncio.to_thread(post, base, "/api/leave_lobby/", body,
+                                        other.token), 403, "forbidden")  # fmt: skip
+        assert db_counts(server.db_path) == before
+
+        status, left = await asyncio.to_thread(
+            post, base, "/api/leave_lobby/", body, guest.token
+        )
+        assert status == 200 and left["seat"] == 1
+        assert await guest.wait_closed(WAIT) == protocol.CLOSE_LEFT
+        refused(await asyncio.to_thread(post, base, "/api/leave_lobby/", body,
+                                        guest.token), 401, "invalid_token")  # fmt: skip
+        stale = Bot("g", guest.token, guest.ws_url, ssl_context=api.ssl)
+        with pytest.raises(BotError):
+            await stale.connect()
+        assert await stale.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
+        _, view = await asyncio.to_thread(get, base, f"/api/lobby/{lobby_id}/")
+        assert [p["name"] for p in view["players"]] == [host.name]
+    finally:
+        await close_all([*bots, other])
