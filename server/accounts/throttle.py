@@ -34,9 +34,10 @@ MAX_KEYS = 10_000
 class _Window:
     """Failure times per key within a sliding window, oldest key first."""
 
-    def __init__(self, limit: int, window: float) -> None:
+    def __init__(self, limit: int, window: float, max_keys: int) -> None:
         self.limit = limit
         self.window = window
+        self.max_keys = max_keys
         self.failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
         )
@@ -59,7 +60,7 @@ class _Window:
         times = self.failures.pop(key, None) or collections.deque(maxlen=self.limit)
         times.append(now)
         self.failures[key] = times
-        if len(self.failures) > MAX_KEYS:
+        if len(self.failures) > self.max_keys:
             self.failures.popitem(last=False)
             logger.warning("login throttle table full; dropped its oldest key")
 
@@ -68,9 +69,15 @@ class _Window:
 
 
 class LoginThrottle:
-    def __init__(self, per_account: int, per_address: int, window: float) -> None:
-        self.accounts = _Window(per_account, window)
-        self.addresses = _Window(per_address, window)
+    def __init__(
+        self,
+        per_account: int,
+        per_address: int,
+        window: float,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        self.accounts = _Window(per_account, window, max_keys)
+        self.addresses = _Window(per_address, window, max_keys)
 
     def check(self, account: str, address: str, now: float) -> None:
         """Raise ``too_many_attempts`` if either key is over its limit."""

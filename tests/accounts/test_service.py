@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from server.accounts import throttle
 from server.accounts.names import clean_username, username_key
 from server.accounts.passwords import hash_password, verify_password
 from server.accounts.service import AccountService
@@ -68,9 +67,8 @@ def test_throttle_counts_within_the_window_and_says_when() -> None:
         gate.check("e", "ip", 14.0)
 
 
-def test_throttle_tables_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(throttle, "MAX_KEYS", 3)
-    gate = LoginThrottle(per_account=1, per_address=100, window=60.0)
+def test_throttle_tables_are_bounded() -> None:
+    gate = LoginThrottle(per_account=1, per_address=100, window=60.0, max_keys=3)
     for n in range(5):
         gate.failed(f"user{n}", "ip", float(n))
     assert list(gate.accounts.failures) == ["user2", "user3", "user4"]
