@@ -102,6 +102,47 @@ def parse_args(argv: list[str] | None = None) -> Config:
         default=d.slow_reader_timeout,
         help="seconds a socket may stay over its send buffer; then 4009 (%(default)s)",
     )
+    p.add_argument(
+        "--guests-may-host",
+        action=argparse.BooleanOptionalAction,
+        default=d.guests_may_host,
+        help="whether guests may create lobbies; with --no-guests-may-host only "
+        "logged-in users may (%(default)s)",
+    )
+    p.add_argument(
+        "--allowed-origins",
+        default=",".join(d.allowed_origins),
+        help="comma-separated origins (https://host:port) whose pages may open a "
+        "WebSocket besides our own, or * for any; requests without an Origin "
+        "header always may (none)",
+    )
+    p.add_argument(
+        "--session-ttl",
+        type=float,
+        default=d.session_ttl,
+        help="seconds a login session lasts (%(default)s)",
+    )
+    p.add_argument(
+        "--login-failures-per-account",
+        type=int,
+        default=d.login_failures_per_account,
+        help="failed logins to one account within --login-window before "
+        "429 (%(default)s)",
+    )
+    p.add_argument(
+        "--login-failures-per-address",
+        type=int,
+        default=d.login_failures_per_address,
+        help="failed logins from one address within --login-window before "
+        "429 (%(default)s)",
+    )
+    p.add_argument(
+        "--login-window",
+        type=float,
+        default=d.login_window,
+        help="seconds a failed login counts against its account and address "
+        "(%(default)s)",
+    )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
     if (a.cert is None) != (a.key is None):
@@ -114,6 +155,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--lobby-idle-timeout is 1..86400 seconds")
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
+    if not 60 <= a.session_ttl <= 365 * 86400:
+        p.error("--session-ttl is 60..31536000 seconds")
+    if a.login_failures_per_account < 1 or a.login_failures_per_address < 1:
+        p.error("--login-failures-per-account and -per-address are at least 1")
+    if not 1 <= a.login_window <= 86400:
+        p.error("--login-window is 1..86400 seconds")
+    origins = tuple(o.strip() for o in a.allowed_origins.split(",") if o.strip())
     timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
     others = ("slow_reader_timeout", "reconnect_grace")
     for name in (*timeouts, *others):
@@ -140,6 +188,12 @@ def parse_args(argv: list[str] | None = None) -> Config:
         max_lobbies=a.max_lobbies,
         max_connections_per_address=a.max_connections_per_address,
         log_level=a.log_level.upper(),
+        guests_may_host=a.guests_may_host,
+        allowed_origins=origins,
+        session_ttl=a.session_ttl,
+        login_failures_per_account=a.login_failures_per_account,
+        login_failures_per_address=a.login_failures_per_address,
+        login_window=a.login_window,
     )
 
 

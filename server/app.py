@@ -9,6 +9,7 @@ import logging
 import signal
 import ssl
 
+from .accounts.service import AccountService
 from .config import Config
 from .lobby.service import LobbyService
 from .net.api import Router
@@ -47,7 +48,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             raise StartupError(f"cannot set up TLS: {exc}") from exc
 
     # Bind before opening anything else, so a port in use fails fast.
-    context = Context(config, None, None, Metrics())  # type: ignore[arg-type]
+    context = Context(config, None, None, Metrics(), None)  # type: ignore[arg-type]
     try:
         server = await loop.create_server(
             lambda: HttpConnection(context),
@@ -72,13 +73,15 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
         raise StartupError(f"cannot open the database: {cause}") from exc
     service = LobbyService(config, store)
     context.service = service
+    context.accounts = AccountService(config, store)
     context.router = Router(context)
     context.exporter = ServerMetrics(context)
     if config.port == 0:
         port = server.sockets[0].getsockname()[1]
         config = dataclasses.replace(config, port=port)
-        context.config = service.config = config
+        context.config = service.config = context.accounts.config = config
 
+    await context.accounts.open()
     await service.open()
     # Everything made so far lives as long as the process: keep it out of the
     # collector's full passes, which would otherwise walk it and stall ticks.

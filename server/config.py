@@ -37,6 +37,18 @@ class Config:
     request_timeout: float = 10.0  # seconds from a request's first byte to its last
     log_level: str = "INFO"
 
+    # Accounts and who may do what.
+    guests_may_host: bool = True  # off: only logged-in users create lobbies
+    # Origins (scheme://host[:port]) whose pages may open a WebSocket, besides
+    # our own; "*" allows any. Requests without an Origin header always may.
+    allowed_origins: tuple[str, ...] = ()
+    session_ttl: float = 14 * 86400.0  # seconds a login session lasts
+    login_failures_per_account: int = 5  # within login_window; then 429
+    login_failures_per_address: int = 20  # within login_window; then 429
+    login_window: float = 300.0  # seconds a failed login is counted for
+    max_avatar_body: int = 512 * 1024  # bytes of an avatar upload; more is 413
+    max_avatar_side: int = 1024  # pixels of either side; more is 413
+
     @property
     def database(self) -> Path:
         return self.db_path if self.db_path is not None else self.data_dir / "server.db"
@@ -48,6 +60,11 @@ class Config:
             return self.public_url.rstrip("/")
         scheme = "https" if self.tls else "http"
         return f"{scheme}://{self.host}:{self.port}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether clients reach us over TLS, so cookies may say Secure."""
+        return self.base_url.startswith("https://")
 
     @property
     def ws_url(self) -> str:

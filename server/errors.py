@@ -46,6 +46,25 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("body_too_large", 413, "The request body is too large."),
     ErrorCode("headers_too_large", 431, "The request headers are too large."),
     ErrorCode("unsupported_media_type", 415, "The request body must be JSON."),
+    # Accounts, sessions and cross-site checks.
+    ErrorCode("login_required", 401, "Log in first."),
+    ErrorCode("invalid_credentials", 401, "The username or password is wrong."),
+    ErrorCode("username_taken", 409, "That username is taken."),
+    ErrorCode("too_many_attempts", 429, "Too many failed logins."),
+    ErrorCode(
+        "csrf_failed",
+        403,
+        "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken.",
+    ),
+    ErrorCode(
+        "origin_not_allowed",
+        403,
+        "WebSocket connections from this origin are not allowed.",
+    ),
+    ErrorCode("already_joined", 409, "You already hold a seat in this lobby."),
+    ErrorCode("unknown_player", 404, "No player has that ID."),
+    ErrorCode("invalid_image", 400, "The body is not a PNG or JPEG image we can read."),
+    ErrorCode("image_too_large", 413, "The image has too many pixels."),
     # Lobbies and games.
     ErrorCode("unknown_lobby", 404, "No lobby has that ID."),
     ErrorCode("unknown_game", 404, "No game has that ID."),
@@ -78,12 +97,16 @@ class ClientError(GameServerError):
     """The peer sent something we refuse; ``code`` says what, for the client.
 
     ``detail`` is an optional short, fixed text naming the offending field. It
-    is written by our code, never copied from the request.
+    is written by our code, never copied from the request. ``retry_after``
+    says when the same request may succeed, for the codes that have a when.
     """
 
-    def __init__(self, code: str, detail: str | None = None) -> None:
+    def __init__(
+        self, code: str, detail: str | None = None, *, retry_after: int | None = None
+    ) -> None:
         self.error = CODES[code]
         self.detail = detail
+        self.retry_after = retry_after  # seconds, sent as Retry-After over HTTP
         super().__init__(f"{code}: {detail}" if detail else code)
 
     @property

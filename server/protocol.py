@@ -65,6 +65,7 @@ CLOSE_FORFEITED = 4007  # the seat was forfeited after the reconnect grace perio
 CLOSE_PING_TIMEOUT = 4008  # nothing heard from the peer, even after a ping
 CLOSE_TOO_SLOW = 4009  # the peer read too slowly for too long
 CLOSE_FLOOD = 4010  # the peer sent messages faster than allowed for too long
+CLOSE_LOBBY_CLOSED = 4011  # the host closed the lobby; every token is void
 
 MAX_STR = 256  # bytes in any string field; a token is 43
 MAX_ARRAY = 8  # elements in any client array

@@ -22,7 +22,17 @@ from urllib.parse import urlsplit
 from bench.bot import Api, Bot, client_ssl_context, everyone_ready
 
 TIMEOUT = 10.0  # seconds for any one request or wait in a test
-TABLES = ("players", "lobbies", "lobby_members", "games", "game_players", "rounds")
+TABLES = (
+    "players",
+    "lobbies",
+    "lobby_members",
+    "games",
+    "game_players",
+    "rounds",
+    "users",
+    "sessions",
+    "avatars",
+)
 # Crockford's base32 without I, L, O and U; ten characters make a lobby id.
 LOBBY_ID = r"[0-9A-HJKMNP-TV-Z]{10}"
 
@@ -209,3 +219,39 @@ async def seated_bots(
 
 async def close_all(bots: list[Bot]) -> None:
     await asyncio.gather(*(b.close() for b in bots))
+
+
+# Accounts --------------------------------------------------------------------
+
+PASSWORD = "correct horse battery"
+
+
+def login(base_url: str, username: str, password: str = PASSWORD) -> str:
+    """Register ``username`` if need be and log in; the bearer session token."""
+    status, answer = post(
+        base_url, "/api/register/", {"username": username, "password": password}
+    )
+    assert status in (201, 409), answer
+    status, answer = post(
+        base_url,
+        "/api/login/",
+        {"username": username, "password": password, "bearer": True},
+    )
+    assert status == 200, answer
+    return str(answer["token"])
+
+
+def browser_login(
+    base_url: str, username: str, password: str = PASSWORD
+) -> tuple[Any, http.client.HTTPMessage]:
+    """Register ``username`` if need be and log in as a browser does.
+
+    The JSON answer and the headers, which set the session and CSRF cookies.
+    """
+    post(base_url, "/api/register/", {"username": username, "password": password})
+    body = json.dumps({"username": username, "password": password}).encode()
+    status, answer, headers = request(
+        base_url, "POST", "/api/login/", body, {"Content-Type": "application/json"}
+    )
+    assert status == 200, answer
+    return answer, headers

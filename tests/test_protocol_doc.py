@@ -16,6 +16,7 @@ import pytest
 from server import protocol
 from server.config import Config
 from server.errors import CODES
+from server.net.api import Router
 from server.sim.rules import Rules
 
 DOC = Path(__file__).resolve().parent.parent / "protocol.md"
@@ -156,3 +157,23 @@ def test_snapshot_table_has_every_field(doc: str) -> None:
     section = doc.split("### SNAPSHOT (68)", 1)[1].split("\n### ", 1)[0]
     rows = re.findall(r"^\| (\d+) \| \w+ \| (?:int|float32) \|", section, re.M)
     assert [int(r) for r in rows] == list(range(1, fields))
+
+
+def _routes() -> list[tuple[str, str]]:
+    router = Router(None)  # type: ignore[arg-type]  # routes need no context
+    found = [(m, p + "/") for p, ms in router.exact.items() for m in ms]
+    found += [(m, p + "/<") for p, ms in router.with_id.items() for m in ms]
+    found += [
+        (m, f"{p}/<.*>/{last}/")
+        for (p, last), ms in router.with_id_then.items()
+        for m in ms
+    ]
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("method", "path"), _routes())
+def test_endpoint_is_documented(doc: str, method: str, path: str) -> None:
+    path = path.replace("/metrics/", "/metrics")
+    pattern = re.escape(path).replace(re.escape("<.*>"), "<[a-z_]+>")
+    row = rf"^\| [A-Z, ]*\b{method}\b[A-Z, ]* \| `{pattern}"
+    assert re.search(row, doc, re.M), f"no endpoint row for {method} {path}"

@@ -45,6 +45,7 @@ class Member:
     endpoint: Endpoint | None = None
     away: bool = False  # dropped during the game; may come back within the grace
     forfeited: bool = False  # stayed away past the grace; the token is void
+    user: bool = False  # a logged-in user's seat: the name is their username
 
 
 @dataclass(slots=True, eq=False)
@@ -150,6 +151,7 @@ class Lobby:
                     "name": m.name,
                     "status": self.member_status(m),
                     "host": m.seat == self.host_seat,
+                    "user": m.user,
                 }
                 for m in sorted(self.members.values(), key=lambda m: m.seat)
             ],

@@ -159,7 +159,9 @@ class LobbyService:
             idle_since=time.monotonic(),
         )
         for m in record.members:
-            member = Member(m.seat, m.player_id, m.name, m.token_hash, m.joined_at)
+            member = Member(
+                m.seat, m.player_id, m.name, m.token_hash, m.joined_at, user=m.user
+            )
             lobby.members[m.seat] = member
             self._tokens[m.token_hash] = (lobby, member)
             if m.player_id == record.host_player_id:
@@ -169,9 +171,25 @@ class LobbyService:
     # Lobbies over HTTP ------------------------------------------------------
 
     async def create_lobby(
-        self, host_name: str, points_to_win: int | None, max_players: int | None
+        self,
+        host_name: str | None,
+        points_to_win: int | None,
+        max_players: int | None,
+        user: PlayerRecord | None = None,
     ) -> dict[str, Any]:
-        name = clean_name(host_name, "host")
+        """A new lobby hosted by ``user`` if logged in, else by a new guest.
+
+        A user hosts under their own name (``host_name`` is ignored); a guest
+        needs ``host_name``, and may host only while guests_may_host is on.
+        """
+        if user is not None:
+            name = user.display_name
+        elif not self.config.guests_may_host:
+            raise ClientError("login_required", "guests may not host here")
+        elif host_name is None:
+            raise ClientError("missing_field", "host")
+        else:
+            name = clean_name(host_name, "host")
         points = self._points(points_to_win)
         seats = self.config.max_players if max_players is None else max_players
         if not 2 <= seats <= MAX_LOCAL_PLAYERS:
@@ -180,7 +198,7 @@ class LobbyService:
             raise ClientError("server_busy")
 
         now = time.time()
-        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
         # Hold a place under max_lobbies while the write is awaited, so that
         # concurrent creates cannot all pass the check above.
@@ -191,7 +209,7 @@ class LobbyService:
             self._creating -= 1
 
         lobby = Lobby(lobby_id, seats, points, now, idle_since=time.monotonic())
-        host = Member(0, player.id, name, token_hash, now)
+        host = Member(0, player.id, name, token_hash, now, user=user is not None)
         lobby.members[0] = host
         self.lobbies[lobby_id] = lobby
         self._tokens[token_hash] = (lobby, host)
@@ -214,7 +232,7 @@ class LobbyService:
         self, player: PlayerRecord, token_hash: bytes, seats: int, points: int
     ) -> str:
         """Store a new lobby under a fresh random ID; the ID."""
-        now = player.created_at
+        now = time.time()
         name = player.display_name
         for _ in range(ID_ATTEMPTS):
             lobby_id = ids.random_id(ids.LOBBY_ID_LENGTH)
@@ -229,9 +247,21 @@ class LobbyService:
             return lobby_id
         raise InternalError("no free lobby id after several attempts")
 
-    async def join_lobby(self, lobby_id: str, guest_name: str) -> dict[str, Any]:
+    async def join_lobby(
+        self, lobby_id: str, guest_name: str | None, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """A seat for ``user`` if logged in (one per lobby), else for a new guest."""
+        if user is not None:
+            wanted = user.display_name
+        elif guest_name is None:
+            raise ClientError("missing_field", "guest_name")
+        else:
+            wanted = clean_name(guest_name, "guest_name")
         lobby = await self._open_lobby(lobby_id)
-        wanted = clean_name(guest_name, "guest_name")
+        if user is not None and any(
+            m.player_id == user.id for m in lobby.members.values()
+        ):
+            raise ClientError("already_joined")
         lobby.check_joinable()
 
         # Reserve the seat now, synchronously: of two racing joins for the last
@@ -239,9 +269,9 @@ class LobbyService:
         now = time.time()
         name = lobby.unique_name(wanted)
         seat = lobby.next_seat()
-        player = PlayerRecord(ids.random_id(16), "guest", name, now)
+        player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
-        member = Member(seat, player.id, name, token_hash, now)
+        member = Member(seat, player.id, name, token_hash, now, user=user is not None)
         lobby.add(member)
         try:
             await self.store.add_member(
@@ -308,6 +338,7 @@ class LobbyService:
                     "name": m.name,
                     "status": "closed" if record.status == CLOSED else "joined",
                     "host": m.player_id == record.host_player_id,
+                    "user": m.user,
                 }
                 for m in record.members
             ],
@@ -366,18 +397,63 @@ class LobbyService:
             "ws_url": self.config.ws_url,
         }
 
-    async def start_remote(self, token: str | None, lobby_id: str) -> dict[str, Any]:
+    async def start_remote(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
         """The host starts the lobby's game over HTTP (as START does on a socket)."""
-        if not token:
-            raise ClientError("unauthorized")
-        bound = self._tokens.get(ids.hash_token(token))
-        if bound is None:
-            raise ClientError("invalid_token")
-        lobby = await self._open_lobby(lobby_id)
-        if not isinstance(bound, tuple) or bound[0] is not lobby:
-            raise ClientError("not_host")
-        room = await self._start_lobby_game(lobby, bound[1])
+        lobby, member = await self._acting_member(token, user, lobby_id)
+        room = await self._start_lobby_game(lobby, member)
         return self._game_summary(room)
+
+    async def close_lobby(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """The host closes an open lobby: every seat's token stops working."""
+        lobby, member = await self._acting_member(token, user, lobby_id)
+        if member.seat != lobby.host_seat:
+            raise ClientError("not_host")
+        if lobby.status != OPEN:
+            raise ClientError("lobby_started")
+        lobby.status = CLOSED
+        del self.lobbies[lobby.id]
+        try:
+            await self.store.set_lobby_status(lobby.id, CLOSED, time.time())
+        except BaseException:
+            lobby.status = OPEN
+            self.lobbies[lobby.id] = lobby
+            raise
+        for seated in lobby.members.values():
+            self._tokens.pop(seated.token_hash, None)
+            if seated.endpoint is not None:
+                seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, "the host closed it")
+                seated.endpoint = None
+        logger.info("lobby %s closed by its host", lobby.id)
+        return {"lobby_id": lobby.id, "status": CLOSED}
+
+    async def _acting_member(
+        self,
+        token: str | None,
+        user: PlayerRecord | None,
+        lobby_id: str,
+        no_seat: str = "not_host",
+        detail: str | None = None,
+    ) -> tuple[Lobby, Member]:
+        """The lobby and the member a seat token or a logged-in user acts as.
+
+        Raises ``no_seat`` when neither holds a seat in that lobby: by
+        default ``not_host``, so a caller that then requires the host needs
+        no second message.
+        """
+        bound = self._tokens.get(ids.hash_token(token)) if token else None
+        if bound is None and user is None:
+            raise ClientError("invalid_token" if token else "unauthorized")
+        lobby = await self._open_lobby(lobby_id)
+        if isinstance(bound, tuple) and bound[0] is lobby:
+            return lobby, bound[1]
+        for member in lobby.members.values():
+            if user is not None and member.player_id == user.id:
+                return lobby, member
+        raise ClientError(no_seat, detail)
 
     async def _start_lobby_game(self, lobby: Lobby, by: Member) -> Room:
         lobby.check_startable(by.seat)
@@ -686,11 +762,23 @@ class LobbyService:
         use it), stored, and only then acknowledged with close 4005.
         """
         lobby, member = self._seat(session)
+        await self._give_up(lobby, member)
+
+    async def leave_lobby(
+        self, token: str | None, lobby_id: str, user: PlayerRecord | None = None
+    ) -> dict[str, Any]:
+        """LEAVE over HTTP: the seat a token or a logged-in user holds."""
+        lobby, member = await self._acting_member(
+            token, user, lobby_id, "forbidden", "no seat in this lobby"
+        )
+        await self._give_up(lobby, member)
+        return {"lobby_id": lobby.id, "seat": member.seat, "left": True}
+
+    async def _give_up(self, lobby: Lobby, member: Member) -> None:
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
         lobby.remove(member.seat)
         del self._tokens[member.token_hash]
-        session.member = None
         emptied = not lobby.members
         if emptied:
             lobby.status = CLOSED
@@ -706,7 +794,7 @@ class LobbyService:
                 await self.store.set_lobby_host(lobby.id, host.player_id)
         except Exception as exc:
             # Not stored: the player keeps the seat it asked to give up.
-            self._restore_member(lobby, member, session, emptied)
+            self._restore_member(lobby, member, emptied)
             raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
 
         if member.endpoint is not None:
@@ -719,9 +807,7 @@ class LobbyService:
             lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
 
-    def _restore_member(
-        self, lobby: Lobby, member: Member, session: Session, emptied: bool
-    ) -> None:
+    def _restore_member(self, lobby: Lobby, member: Member, emptied: bool) -> None:
         if emptied:
             lobby.status = OPEN
             self.lobbies[lobby.id] = lobby
@@ -730,7 +816,6 @@ class LobbyService:
             if member.seat < lobby.host_seat or emptied:
                 lobby.host_seat = member.seat
             self._tokens[member.token_hash] = (lobby, member)
-            session.member = member
 
     def disconnect(self, session: Session) -> None:
         """The socket closed. The seat stays; the same token may reconnect."""
@@ -861,9 +946,13 @@ class LobbyService:
         self._broadcast_lobby(lobby)
 
     def _seat(self, session: Session) -> tuple[Lobby, Member]:
-        if session.lobby is None or session.member is None:
+        lobby, member = session.lobby, session.member
+        if lobby is None or member is None:
             raise ClientError("forbidden", "this socket has no lobby seat")
-        return session.lobby, session.member
+        if lobby.members.get(member.seat) is not member:
+            # The seat was given up (LEAVE, over HTTP too) or the lobby closed.
+            raise ClientError("forbidden", "this socket's seat was given up")
+        return lobby, member
 
     def _broadcast_lobby(self, lobby: Lobby) -> None:
         endpoints = lobby.endpoints()

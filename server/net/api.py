@@ -7,6 +7,7 @@ Paths are matched with or without their trailing slash.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -14,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ..accounts import avatars
 from ..errors import ClientError
+from ..store import PlayerRecord
+from . import auth
+from .auth import bearer_token
 from .http import Request, Response, error_response, json_response
 from .metrics import CONTENT_TYPE
 from .static import StaticFiles
@@ -59,12 +64,8 @@ def int_field(body: dict[str, Any], name: str) -> int | None:
     return value
 
 
-def bearer_token(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        return token.strip()
-    return None
+def optional_text(body: dict[str, Any], name: str) -> str | None:
+    return text_field(body, name) if body.get(name) is not None else None
 
 
 class Router:
@@ -77,12 +78,25 @@ class Router:
             "/api/create_lobby": {"POST": self.create_lobby},
             "/api/join_lobby": {"POST": self.join_lobby},
             "/api/start_game": {"POST": self.start_game},
+            "/api/close_lobby": {"POST": self.close_lobby},
+            "/api/leave_lobby": {"POST": self.leave_lobby},
+            "/api/register": {"POST": self.register},
+            "/api/login": {"POST": self.login},
+            "/api/logout": {"POST": self.logout},
+            "/api/me": {"GET": self.me},
+            "/api/me/avatar": {"PUT": self.upload_avatar, "POST": self.upload_avatar},
+            "/api/csrf": {"GET": self.csrf},
             "/api/health": {"GET": self.health},
             "/metrics": {"GET": self.metrics},
         }
         self.with_id: dict[str, dict[str, Handler]] = {
             "/api/lobby": {"GET": self.get_lobby},
             "/api/game": {"GET": self.get_game},
+            "/api/players": {"GET": self.get_player},
+        }
+        # Like with_id, then one fixed last segment: /api/players/<id>/avatar.
+        self.with_id_then: dict[tuple[str, str], dict[str, Handler]] = {
+            ("/api/players", "avatar"): {"GET": self.get_avatar},
         }
         # The browser client: "/" and one prefix per folder of its files.
         self.static = StaticFiles()
@@ -93,6 +107,10 @@ class Router:
     async def handle(self, request: Request) -> Response:
         try:
             handler, args = self._route(request)
+            if handler == self.upload_avatar:
+                auth.check_request(request, tuple(avatars.FORMATS))
+            else:
+                auth.check_request(request, ("application/json",))
             return await handler(request, args)
         except ClientError as exc:
             errors = self.context.metrics.errors
@@ -113,6 +131,10 @@ class Router:
             methods = self.with_id.get(prefix)
             args = [last]
         if methods is None:
+            rest, _, middle = prefix.rpartition("/")
+            methods = self.with_id_then.get((rest, last))
+            args = [middle]
+        if methods is None:
             if path == "/ws" or path.startswith("/ws/"):
                 raise ClientError("upgrade_required")
             raise ClientError("not_found")
@@ -125,20 +147,36 @@ class Router:
 
     # Endpoints ---------------------------------------------------------------
 
+    async def _user(self, request: Request) -> PlayerRecord | None:
+        """The logged-in user the request's session opens, if any."""
+        token, _ = auth.session_token(request)
+        if token is None:
+            return None
+        return await self.context.accounts.authenticate(token)
+
+    async def _required_user(self, request: Request) -> PlayerRecord:
+        user = await self._user(request)
+        if user is None:
+            raise ClientError("login_required")
+        return user
+
     async def create_lobby(self, request: Request, _: list[str]) -> Response:
         body = parse_json(request)
+        user = await self._user(request)
         result = await self.context.service.create_lobby(
-            text_field(body, "host"),
+            None if user else optional_text(body, "host"),
             int_field(body, "points_to_win"),
             int_field(body, "max_players"),
+            user,
         )
         return json_response(201, result)
 
     async def join_lobby(self, request: Request, _: list[str]) -> Response:
         body = parse_json(request)
         lobby_id = text_field(body, "lobby_id")
-        guest_name = text_field(body, "guest_name")
-        result = await self.context.service.join_lobby(lobby_id, guest_name)
+        user = await self._user(request)
+        guest_name = None if user else optional_text(body, "guest_name")
+        result = await self.context.service.join_lobby(lobby_id, guest_name, user)
         return json_response(200, result)
 
     async def start_game(self, request: Request, _: list[str]) -> Response:
@@ -146,11 +184,133 @@ class Router:
         service = self.context.service
         if "lobby_id" in body:
             lobby_id = text_field(body, "lobby_id")
-            result = await service.start_remote(bearer_token(request), lobby_id)
+            user = await self._user(request)
+            token = bearer_token(request)
+            result = await service.start_remote(token, lobby_id, user)
             return json_response(201, result)
         names = local_players(body)
         result = await service.start_local(names, int_field(body, "points_to_win"))
         return json_response(201, result)
+
+    async def close_lobby(self, request: Request, _: list[str]) -> Response:
+        return await self._as_member(request, self.context.service.close_lobby)
+
+    async def leave_lobby(self, request: Request, _: list[str]) -> Response:
+        return await self._as_member(request, self.context.service.leave_lobby)
+
+    async def _as_member(
+        self,
+        request: Request,
+        action: Callable[
+            [str | None, str, PlayerRecord | None], Awaitable[dict[str, Any]]
+        ],
+    ) -> Response:
+        """Run a lobby action for the seat a bearer token or session holds."""
+        body = parse_json(request)
+        lobby_id = text_field(body, "lobby_id")
+        user = await self._user(request)
+        result = await action(bearer_token(request), lobby_id, user)
+        return json_response(200, result)
+
+    # Accounts ----------------------------------------------------------------
+
+    async def register(self, request: Request, _: list[str]) -> Response:
+        body = parse_json(request)
+        result = await self.context.accounts.register(
+            text_field(body, "username"), text_field(body, "password")
+        )
+        return json_response(201, result)
+
+    async def login(self, request: Request, _: list[str]) -> Response:
+        body = parse_json(request)
+        bearer = body.get("bearer", False)
+        if not isinstance(bearer, bool):
+            raise ClientError("invalid_field", "bearer must be true or false")
+        token, session, player = await self.context.accounts.login(
+            text_field(body, "username"),
+            text_field(body, "password"),
+            request.peer.rpartition(":")[0],
+        )
+        result: dict[str, Any] = {
+            "message": f"Logged in as {player.display_name}.",
+            "player_id": player.id,
+            "username": player.display_name,
+            "expires_at": session.expires_at,
+        }
+        if bearer:
+            result["token"] = token
+            return json_response(200, result)
+        # A browser: the session goes in an HttpOnly cookie, out of scripts'
+        # reach, and a fresh CSRF token with it.
+        config = self.context.config
+        csrf = auth.new_csrf_token()
+        result["csrf_token"] = csrf
+        response = json_response(200, result)
+        ttl = int(config.session_ttl)
+        response.headers += [
+            auth.set_cookie(config, auth.SESSION_COOKIE, token, ttl, http_only=True),
+            auth.set_cookie(
+                config, auth.CSRF_COOKIE, csrf, auth.CSRF_TTL, http_only=False
+            ),
+        ]
+        return response
+
+    async def logout(self, request: Request, _: list[str]) -> Response:
+        token, by_cookie = auth.session_token(request)
+        if token is None:
+            raise ClientError("login_required")
+        await self.context.accounts.logout(token)
+        response = json_response(200, {"message": "Logged out."})
+        if by_cookie:
+            config = self.context.config
+            response.headers.append(
+                auth.set_cookie(config, auth.SESSION_COOKIE, "", 0, http_only=True)
+            )
+        return response
+
+    async def me(self, request: Request, _: list[str]) -> Response:
+        user = await self._required_user(request)
+        return json_response(200, await self.context.accounts.profile(user.id))
+
+    async def csrf(self, request: Request, _: list[str]) -> Response:
+        token = auth.csrf_token_of(request) or auth.new_csrf_token()
+        response = json_response(200, {"csrf_token": token})
+        config = self.context.config
+        response.headers.append(
+            auth.set_cookie(
+                config, auth.CSRF_COOKIE, token, auth.CSRF_TTL, http_only=False
+            )
+        )
+        return response
+
+    async def get_player(self, _: Request, args: list[str]) -> Response:
+        return json_response(200, await self.context.accounts.profile(args[0]))
+
+    async def upload_avatar(self, request: Request, _: list[str]) -> Response:
+        user = await self._required_user(request)
+        media_type = request.headers.get("content-type", "").split(";", 1)[0]
+        png = await asyncio.to_thread(
+            avatars.reencode,
+            request.body,
+            media_type.strip().lower(),
+            self.context.config.max_avatar_side,
+        )
+        await self.context.accounts.store.set_avatar(user.id, png, time.time())
+        url = f"/api/players/{user.id}/avatar/"
+        return json_response(200, {"message": "Avatar saved.", "avatar_url": url})
+
+    async def get_avatar(self, _: Request, args: list[str]) -> Response:
+        accounts = self.context.accounts
+        profile = await accounts.profile(args[0])  # unknown_player if none
+        player_id = profile["player_id"]
+        png = (
+            await accounts.store.get_avatar(player_id)
+            if profile["has_avatar"]
+            else None
+        )
+        if png is None:
+            png = await asyncio.to_thread(avatars.default_avatar, player_id)
+        return Response(200, png, content_type="image/png")
 
     async def get_lobby(self, _: Request, args: list[str]) -> Response:
         return json_response(200, await self.context.service.lobby_view(args[0]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..accounts.service import AccountService
 from ..config import Config
 from ..lobby.service import LobbyService
 
@@ -35,6 +36,7 @@ class Context:
     service: LobbyService
     router: Router
     metrics: Metrics
+    accounts: AccountService
     exporter: ServerMetrics | None = None
     per_address: dict[str, int] = field(default_factory=dict)  # open connections
     sessions: set[WebSocketSession] = field(default_factory=set)  # open sockets

@@ -28,6 +28,7 @@ import httptools
 import orjson
 
 from ..errors import ClientError
+from .auth import origin_allowed
 from .ws import WebSocketSession
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 MAX_HEADERS = 100  # header lines per request; more is answered 431
 MAX_PIPELINE = 16  # requests queued on one connection; more closes it
 KEEPALIVE_TIMEOUT = 30.0  # seconds an idle keep-alive connection stays open
+AVATAR_PATH = b"/api/me/avatar"  # the one path whose body may be larger
 
 REASONS = {
     200: "OK",
@@ -90,6 +92,8 @@ def error_response(error: ClientError) -> Response:
     response = json_response(error.status, {"error": error.to_dict()})
     if error.code == "method_not_allowed" and error.detail:
         response.headers.append(("Allow", error.detail.removeprefix("allowed: ")))
+    if error.retry_after is not None:
+        response.headers.append(("Retry-After", str(error.retry_after)))
     return response
 
 
@@ -115,6 +119,7 @@ class HttpConnection(asyncio.Protocol):
         self._header_count = 0
         self._header_bytes = 0
         self._body = bytearray()
+        self._body_limit = self.context.config.max_body
 
     # asyncio.Protocol ---------------------------------------------------
 
@@ -214,14 +219,18 @@ class HttpConnection(asyncio.Protocol):
             # curl waits a second for this before sending a larger body.
             assert self.transport is not None
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        config = self.context.config
+        # Avatar uploads are images, bounded on their own.
+        avatar = bytes(self._url).split(b"?", 1)[0].rstrip(b"/") == AVATAR_PATH
+        self._body_limit = config.max_avatar_body if avatar else config.max_body
         length = self._headers.get("content-length")
         too_long = length is not None and length.isdigit()
-        if too_long and int(length or 0) > self.context.config.max_body:
+        if too_long and int(length or 0) > self._body_limit:
             raise ClientError("body_too_large")
 
     def on_body(self, body: bytes) -> None:
         self._body += body
-        if len(self._body) > self.context.config.max_body:
+        if len(self._body) > self._body_limit:
             raise ClientError("body_too_large")
 
     def on_message_complete(self) -> None:
@@ -332,6 +341,10 @@ class HttpConnection(asyncio.Protocol):
             return
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
+            return
+        if not origin_allowed(self.context.config, self._headers):
+            logger.warning("%s: WebSocket from a refused origin", self.peer)
+            self._fail(ClientError("origin_not_allowed"))
             return
         if self._timer is not None:
             self._timer.cancel()

@@ -14,6 +14,7 @@ they sit under ``InternalError``:
     InternalError
     +-- StoreError           the write or read did not happen
         +-- DuplicateIdError a new lobby or game reused an existing id
+        +-- DuplicateNameError a new user's normalized username is taken
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from server.store.records import (
     LobbyRecord,
     MemberRecord,
     PlayerRecord,
+    ProfileRecord,
+    SessionRecord,
+    UserRecord,
 )
 
 
@@ -38,6 +42,13 @@ class DuplicateIdError(StoreError):
     """The id of a new lobby or game is taken; nothing was written.
 
     Ids are random, so the caller draws a new one and calls again.
+    """
+
+
+class DuplicateNameError(StoreError):
+    """A new user's normalized username is taken; nothing was written.
+
+    Unlike a clashing id this is the peer's choice, so the caller tells them.
     """
 
 
@@ -165,4 +176,55 @@ class Store(Protocol):
         Call once at start-up, before any game is created: such games belong
         to a process that died. Returns how many games were interrupted.
         """
+        ...
+
+    # Accounts.
+
+    async def create_user(self, user: UserRecord, player: PlayerRecord) -> None:
+        """Write a new user and its player (of kind "user") in one transaction.
+
+        Raises ``DuplicateNameError`` if ``user.username_key`` is taken.
+        """
+        ...
+
+    async def get_user(self, username_key: str) -> UserRecord | None:
+        """The user whose normalized username is ``username_key``, or None."""
+        ...
+
+    async def create_session(self, session: SessionRecord) -> None:
+        """Write a new login session."""
+        ...
+
+    async def get_session(
+        self, token_hash: bytes
+    ) -> tuple[SessionRecord, PlayerRecord] | None:
+        """The session with that token hash, live or not, and its player."""
+        ...
+
+    async def revoke_session(self, token_hash: bytes, at: float) -> None:
+        """Mark the session revoked as of ``at``; a revoked one stays as it was.
+
+        Raises ``StoreError`` if there is no such session.
+        """
+        ...
+
+    async def purge_sessions(self, now: float) -> int:
+        """Delete sessions expired or revoked before ``now``; how many went."""
+        ...
+
+    # Players.
+
+    async def get_profile(self, player_id: str, recent: int) -> ProfileRecord | None:
+        """The player's profile with its ``recent`` latest games, or None."""
+        ...
+
+    async def set_avatar(self, player_id: str, png: bytes, at: float) -> None:
+        """Store (or replace) the player's avatar, PNG bytes made by us.
+
+        Raises ``StoreError`` if the player does not exist.
+        """
+        ...
+
+    async def get_avatar(self, player_id: str) -> bytes | None:
+        """The player's avatar PNG, or None if it has none."""
         ...

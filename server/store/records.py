@@ -33,7 +33,8 @@ class MemberRecord:
 
     ``name`` is the name shown in that lobby and is unique among its current
     members ("myname", "myname#2"); the player's own ``display_name`` need not
-    be. ``token_hash`` authenticates the member's socket.
+    be. ``token_hash`` authenticates the member's socket. ``user`` is read
+    back from the player's kind (a logged-in user's seat); it is not written.
     """
 
     lobby_id: str
@@ -42,6 +43,7 @@ class MemberRecord:
     name: str
     token_hash: bytes
     joined_at: float
+    user: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +115,62 @@ class GameRecord:
     token_hash: bytes | None
     players: tuple[GamePlayerRecord, ...]
     rounds: tuple[RoundRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """An account: the player it plays as, its names and its password hash.
+
+    ``username`` is shown as the user chose it; ``username_key`` is its
+    normalized form (NFKC, casefolded), unique across all users.
+    ``password_hash`` is the self-describing string of ``server.accounts``'
+    password module; the store never sees a password.
+    """
+
+    player_id: str
+    username: str
+    username_key: str
+    password_hash: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A login session. Only the hash of its token is kept.
+
+    It is live while ``revoked_at`` is None and ``expires_at`` is ahead.
+    """
+
+    token_hash: bytes
+    player_id: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecentGameRecord:
+    """One game a player sat in, as a profile lists it."""
+
+    game_id: str
+    mode: str
+    status: str
+    won: bool
+    created_at: float
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRecord:
+    """What a profile shows of a player: who, and how their games went.
+
+    ``games_played`` counts finished games; ``wins`` those the player won.
+    ``username`` is None for a guest.
+    """
+
+    player: PlayerRecord
+    username: str | None
+    has_avatar: bool
+    games_played: int
+    wins: int
+    recent_games: tuple[RecentGameRecord, ...]

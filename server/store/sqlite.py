@@ -41,14 +41,18 @@ import aiosqlite
 import orjson
 from yoyo import get_backend, read_migrations
 
-from server.store.base import DuplicateIdError, Store, StoreError
+from server.store.base import DuplicateIdError, DuplicateNameError, Store, StoreError
 from server.store.records import (
     GamePlayerRecord,
     GameRecord,
     LobbyRecord,
     MemberRecord,
     PlayerRecord,
+    ProfileRecord,
+    RecentGameRecord,
     RoundRecord,
+    SessionRecord,
+    UserRecord,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,6 +71,10 @@ _GAME_COLUMNS = (
     "id, lobby_id, mode, status, seed, rules, created_at, started_at, ended_at,"
     " winner_seat, token_hash"
 )
+# The member's player kind, read with every member row.
+_MEMBER_KIND = "(SELECT kind FROM players p WHERE p.id = player_id) AS kind"
+_USER_COLUMNS = "player_id, username, username_key, password_hash, created_at"
+_SESSION_COLUMNS = "token_hash, player_id, created_at, expires_at, revoked_at"
 _ROUND_COLUMNS = (
     "idx, left_seat, right_seat, left_score, right_score, status, winner_seat, ended_at"
 )
@@ -332,7 +340,7 @@ class SqliteStore(Store):
                 return None
             members = await _fetch(
                 conn,
-                f"SELECT {_MEMBER_COLUMNS} FROM lobby_members"
+                f"SELECT {_MEMBER_COLUMNS}, {_MEMBER_KIND} FROM lobby_members"
                 " WHERE lobby_id = ? AND left_at IS NULL ORDER BY seat",
                 lobby_id,
             )
@@ -347,7 +355,7 @@ class SqliteStore(Store):
             )
             members = await _fetch(
                 conn,
-                f"SELECT {_MEMBER_COLUMNS} FROM lobby_members"
+                f"SELECT {_MEMBER_COLUMNS}, {_MEMBER_KIND} FROM lobby_members"
                 " WHERE left_at IS NULL AND lobby_id IN"
                 " (SELECT id FROM lobbies WHERE status = 'open')"
                 " ORDER BY lobby_id, seat",
@@ -519,6 +527,149 @@ class SqliteStore(Store):
         if count:
             logger.warning("interrupted %d games a previous process left", count)
         return count
+
+    # Accounts.
+
+    async def create_user(self, user: UserRecord, player: PlayerRecord) -> None:
+        _require(
+            user.player_id == player.id and player.kind == "user",
+            "create_user: user and player disagree",
+        )
+        async with self._write(f"create user {player.id}") as conn:
+            taken = "SELECT 1 FROM users WHERE username_key = ?"
+            if await _exists(conn, taken, user.username_key):
+                raise DuplicateNameError("the username is taken")
+            await _insert_players(conn, [player])
+            await _run(
+                conn,
+                f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                user.player_id,
+                user.username,
+                user.username_key,
+                user.password_hash,
+                user.created_at,
+            )
+
+    async def get_user(self, username_key: str) -> UserRecord | None:
+        async with self._read("get user") as conn:
+            rows = await _fetch(
+                conn,
+                f"SELECT {_USER_COLUMNS} FROM users WHERE username_key = ?",
+                username_key,
+            )
+        return UserRecord(*rows[0]) if rows else None
+
+    async def create_session(self, session: SessionRecord) -> None:
+        async with self._write(f"create a session of {session.player_id}") as conn:
+            await _run(
+                conn,
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                session.token_hash,
+                session.player_id,
+                session.created_at,
+                session.expires_at,
+                session.revoked_at,
+            )
+
+    async def get_session(
+        self, token_hash: bytes
+    ) -> tuple[SessionRecord, PlayerRecord] | None:
+        async with self._read("get session") as conn:
+            rows = await _fetch(
+                conn,
+                "SELECT s.token_hash, s.player_id, s.created_at, s.expires_at,"
+                " s.revoked_at, p.kind, p.display_name, p.created_at"
+                " FROM sessions s JOIN players p ON p.id = s.player_id"
+                " WHERE s.token_hash = ?",
+                token_hash,
+            )
+        if not rows:
+            return None
+        row = rows[0]
+        player = PlayerRecord(row[1], row[5], row[6], row[7])
+        return SessionRecord(*row[:5]), player
+
+    async def revoke_session(self, token_hash: bytes, at: float) -> None:
+        async with self._write("revoke a session") as conn:
+            changed = await _run(
+                conn,
+                "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?)"
+                " WHERE token_hash = ?",
+                at,
+                token_hash,
+            )
+            _require(changed == 1, "no such session")
+
+    async def purge_sessions(self, now: float) -> int:
+        async with self._write("purge sessions") as conn:
+            return await _run(
+                conn,
+                "DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?",
+                now,
+                now,
+            )
+
+    # Players.
+
+    async def get_profile(self, player_id: str, recent: int) -> ProfileRecord | None:
+        async with self._read(f"get profile {player_id}") as conn:
+            players = await _fetch(
+                conn,
+                "SELECT p.id, p.kind, p.display_name, p.created_at, u.username,"
+                " EXISTS (SELECT 1 FROM avatars a WHERE a.player_id = p.id)"
+                " FROM players p LEFT JOIN users u ON u.player_id = p.id"
+                " WHERE p.id = ?",
+                player_id,
+            )
+            if not players:
+                return None
+            totals = await _fetch(
+                conn,
+                "SELECT count(*), coalesce(sum(g.winner_seat IS gp.seat), 0)"
+                " FROM game_players gp JOIN games g ON g.id = gp.game_id"
+                " WHERE gp.player_id = ? AND g.status = 'finished'",
+                player_id,
+            )
+            games = await _fetch(
+                conn,
+                "SELECT g.id, g.mode, g.status, g.winner_seat IS gp.seat,"
+                " g.created_at, g.ended_at"
+                " FROM game_players gp JOIN games g ON g.id = gp.game_id"
+                " WHERE gp.player_id = ? ORDER BY g.created_at DESC, g.id LIMIT ?",
+                player_id,
+                recent,
+            )
+        row = players[0]
+        return ProfileRecord(
+            player=PlayerRecord(row[0], row[1], row[2], row[3]),
+            username=row[4],
+            has_avatar=bool(row[5]),
+            games_played=totals[0][0],
+            wins=totals[0][1],
+            recent_games=tuple(
+                RecentGameRecord(g[0], g[1], g[2], bool(g[3]), g[4], g[5])
+                for g in games
+            ),
+        )
+
+    async def set_avatar(self, player_id: str, png: bytes, at: float) -> None:
+        async with self._write(f"set avatar of {player_id}") as conn:
+            await _run(
+                conn,
+                "INSERT INTO avatars (player_id, png, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (player_id)"
+                " DO UPDATE SET png = excluded.png, updated_at = excluded.updated_at",
+                player_id,
+                png,
+                at,
+            )
+
+    async def get_avatar(self, player_id: str) -> bytes | None:
+        async with self._read(f"get avatar of {player_id}") as conn:
+            rows = await _fetch(
+                conn, "SELECT png FROM avatars WHERE player_id = ?", player_id
+            )
+        return bytes(rows[0][0]) if rows else None
 
     # Transactions.
 
@@ -716,6 +867,7 @@ def _member(row: sqlite3.Row) -> MemberRecord:
         name=row["name"],
         token_hash=row["token_hash"],
         joined_at=row["joined_at"],
+        user=row["kind"] == "user",
     )
 
 

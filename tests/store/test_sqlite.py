@@ -18,9 +18,10 @@ from server.store import (
     StoreError,
     open_sqlite_store,
 )
+from tests.helpers import TABLES as ALL_TABLES
 from tests.store.builders import count, game, lobby, make_lobby, member, player, raw
 
-TABLES = {"players", "lobbies", "lobby_members", "games", "game_players", "rounds"}
+TABLES = set(ALL_TABLES)
 # Every migration the package ships, in the order yoyo applies them.
 MIGRATIONS = sorted(
     path.stem
