@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     for clients in a.clients:
         r = uvloop.run(serve(clients, a.seconds))
         print(
-            f"{r['clients']:7d}  {r['cpu_share']:10.0%}  {r['us_per_client_tick']:14.2f}"
+            f"{r['clients']:7d}  {r['cpu_share']:10.0%}"
+            f"  {r['us_per_client_tick']:14.2f}"
             f"  {r['reads_per_client_tick']:17.2f}  {r['late_p99_ms']:11.2f}"
         )
     return 0

@@ -16,7 +16,6 @@ code changes can move.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import os
 import sys
