@@ -78,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "a connected socket before it expires (%(default)s)",
     )
     p.add_argument(
+        "--seat-timeout",
+        type=float,
+        default=d.seat_timeout,
+        help="seconds a member of an open lobby may go without a connected "
+        "socket, while others are connected, before losing the seat (%(default)s)",
+    )
+    p.add_argument(
         "--reconnect-grace",
         type=float,
         default=d.reconnect_grace,
@@ -153,6 +160,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--points-to-win is 1..99")
     if not 1 <= a.lobby_idle_timeout <= 86400:
         p.error("--lobby-idle-timeout is 1..86400 seconds")
+    if not 1 <= a.seat_timeout <= 86400:
+        p.error("--seat-timeout is 1..86400 seconds")
     if a.max_lobbies < 1:
         p.error("--max-lobbies is at least 1")
     if not 60 <= a.session_ttl <= 365 * 86400:
@@ -182,6 +191,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         request_timeout=a.request_timeout,
         reconnect_grace=a.reconnect_grace,
         lobby_idle_timeout=a.lobby_idle_timeout,
+        seat_timeout=a.seat_timeout,
         ping_after=a.ping_after,
         ping_timeout=a.ping_timeout,
         slow_reader_timeout=a.slow_reader_timeout,

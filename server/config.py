@@ -30,6 +30,7 @@ class Config:
     max_catchup_ticks: int = 5  # ticks replayed after a stall; the rest skipped
     hello_timeout: float = 10.0  # seconds a socket has to authenticate
     lobby_idle_timeout: float = 600.0  # seconds an open lobby may have no socket
+    seat_timeout: float = 120.0  # seconds a seat in an open lobby may have no socket
     reconnect_grace: float = 15.0  # seconds a dropped player may take to come back
     ping_after: float = 20.0  # seconds of silence before we ping a socket
     ping_timeout: float = 20.0  # further seconds of silence before we close it

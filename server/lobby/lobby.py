@@ -17,6 +17,7 @@ store first and to a ``Lobby`` second, and tells the sockets.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,8 @@ class Member:
     away: bool = False  # dropped during the game; may come back within the grace
     forfeited: bool = False  # stayed away past the grace; the token is void
     user: bool = False  # a logged-in user's seat: the name is their username
+    # Monotonic time since when the seat has had no socket; None while it has.
+    absent_since: float | None = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True, eq=False)

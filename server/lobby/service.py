@@ -624,6 +624,7 @@ class LobbyService:
             raise ClientError("seat_forfeited")
         old = member.endpoint
         member.endpoint = endpoint
+        member.absent_since = None
         lobby.idle_since = None
         session = Session(endpoint, lobby=lobby, member=member)
         rules = replace(self.rules, points_to_win=lobby.points_to_win)
@@ -807,6 +808,12 @@ class LobbyService:
             lobby.idle_since = time.monotonic()
         self._broadcast_lobby(lobby)
 
+    async def _give_up_absent(self, lobby: Lobby, member: Member) -> None:
+        # Still so once this task runs: no START, no socket, no LEAVE since.
+        seated = lobby.members.get(member.seat) is member
+        if lobby.status == OPEN and seated and member.endpoint is None:
+            await self._give_up(lobby, member)
+
     def _restore_member(self, lobby: Lobby, member: Member, emptied: bool) -> None:
         if emptied:
             lobby.status = OPEN
@@ -830,6 +837,7 @@ class LobbyService:
             return
         member.endpoint = None
         member.ready = False
+        member.absent_since = time.monotonic()
         room = lobby.room
         if room is not None and endpoint in room.audience:
             room.audience.remove(endpoint)
@@ -843,7 +851,8 @@ class LobbyService:
     # Expiry --------------------------------------------------------------
 
     def _arm_sweep(self) -> None:
-        every = min(SWEEP_EVERY, self.config.lobby_idle_timeout / 2)
+        config = self.config
+        every = min(SWEEP_EVERY, config.lobby_idle_timeout / 2, config.seat_timeout / 2)
         self._sweeper = asyncio.get_running_loop().call_later(every, self._sweep)
 
     def _sweep(self) -> None:
@@ -851,13 +860,36 @@ class LobbyService:
 
         An expired lobby is closed in the store and forgotten here: its
         tokens stop working, and joining it answers lobby_closed (410).
+
+        In an open lobby where someone is connected, a member whose seat has
+        had no socket for ``seat_timeout`` gives it up, as with LEAVE: a
+        player who vanished (the host included, whose role passes on) would
+        otherwise keep the others from ever starting. A lobby where nobody
+        is connected is left whole until it expires.
         """
         now = time.monotonic()
         limit = self.config.lobby_idle_timeout
+        seat_limit = self.config.seat_timeout
         for lobby in list(self.lobbies.values()):
+            if lobby.status != OPEN:
+                continue
             idle = lobby.idle_since
-            if lobby.status == OPEN and idle is not None and now - idle > limit:
+            if idle is not None and now - idle > limit:
                 self._expire(lobby)
+                continue
+            if idle is not None:
+                continue  # nobody connected
+            for member in list(lobby.members.values()):
+                absent = member.absent_since
+                if absent is not None and now - absent > seat_limit:
+                    member.absent_since = None  # one give-up per absence
+                    logger.info(
+                        "lobby %s: seat %d given up, no socket for %.0f s",
+                        lobby.id,
+                        member.seat,
+                        now - absent,
+                    )
+                    self._persist_lobby(self._give_up_absent(lobby, member))
         for local in list(self._waiting_local.values()):
             if now - local.created > limit:
                 self._drop_unopened(local)

@@ -107,3 +107,60 @@ async def test_max_lobbies_holds_under_concurrent_creates(
     assert outcomes.count("server_busy") == 40
     with connect_db(server.db_path) as db:
         assert db.execute("SELECT COUNT(*) FROM lobbies").fetchone()[0] == 20
+
+
+async def test_a_host_who_vanishes_hands_the_lobby_on_after_the_seat_timeout(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False, extra=("--seat-timeout", "1"))
+    api = Api(server.base_url)
+    lobby_id, bots = await seated_bots(api, players=3, ready=False)
+    host, second, third = bots
+    try:
+        # The host's socket goes and does not come back: no LEAVE was sent.
+        await host.close()
+
+        def second_hosts() -> bool:
+            lobby = second.lobby or {}
+            names = [p["name"] for p in lobby.get("players", [])]
+            return lobby.get("host") == second.name and host.name not in names
+
+        await second.wait_until(second_hosts, WAIT)
+        with connect_db(server.db_path) as db:
+            (left_at,) = db.execute(
+                "SELECT left_at FROM lobby_members m JOIN players p"
+                " ON p.id = m.player_id WHERE m.lobby_id = ? AND p.display_name = ?",
+                (lobby_id, host.name),
+            ).fetchone()
+        assert left_at is not None  # stored as given up, not only in memory
+
+        # The lobby is not stuck: the new host starts once the other is ready.
+        await third.ready()
+        await second.wait_until(
+            lambda: any(p["status"] == "ready" for p in second.lobby["players"]),
+            WAIT,
+        )
+        await second.start()
+        await third.wait_until(lambda: third.game is not None, WAIT)
+
+        # The old host's token opens nothing any more.
+        late = Bot(host.name, host.token, host.ws_url)
+        with pytest.raises(BotError):
+            await late.connect()
+        assert await late.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
+    finally:
+        await close_all(bots)
+
+
+async def test_a_lobby_nobody_is_connected_to_keeps_its_seats(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False, extra=("--seat-timeout", "1"))
+    api = Api(server.base_url)
+    created = await api.post("/api/create_lobby/", {"host": "h"})
+    await api.post(
+        "/api/join_lobby/", {"lobby_id": created["lobby_id"], "guest_name": "g"}
+    )
+    await asyncio.sleep(2.5)  # past the seat timeout, with no socket at all
+    view = await api.get(f"/api/lobby/{created['lobby_id']}/")
+    assert [p["name"] for p in view["players"]] == ["h", "g"]
