@@ -56,23 +56,28 @@ async def test_the_host_leaving_hands_the_lobby_to_the_next_member(
             return lobby.get("host") == second.name and len(lobby["players"]) == 2
 
         await second.wait_until(second_hosts, WAIT)
-        await third.ready()
-        await second.wait_until(
-            lambda: any(
-                p["status"] == "ready" for p in (second.lobby or {})["players"]
-            ),
-            WAIT,
-        )
-        await second.start()  # the new host can start, and the game runs
-        await third.wait_until(lambda: third.game is not None, WAIT)
-
-        # The old host's token no longer opens anything.
-        late = Bot(host.name, host.token, host.ws_url)
-        with pytest.raises(BotError):
-            await late.connect()
-        assert await late.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
+        await new_host_starts_and_old_token_is_void(host, second, third)
     finally:
         await close_all(bots)
+
+
+async def new_host_starts_and_old_token_is_void(
+    old_host: Bot, new_host: Bot, other: Bot
+) -> None:
+    """The lobby is not stuck: its new host starts once the other is ready."""
+    await other.ready()
+    await new_host.wait_until(
+        lambda: any(p["status"] == "ready" for p in (new_host.lobby or {})["players"]),
+        WAIT,
+    )
+    await new_host.start()
+    await other.wait_until(lambda: other.game is not None, WAIT)
+
+    # The old host's token no longer opens anything.
+    late = Bot(old_host.name, old_host.token, old_host.ws_url)
+    with pytest.raises(BotError):
+        await late.connect()
+    assert await late.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
 
 
 async def test_the_last_member_leaving_closes_the_lobby(
@@ -133,21 +138,7 @@ async def test_a_host_who_vanishes_hands_the_lobby_on_after_the_seat_timeout(
                 (lobby_id, host.name),
             ).fetchone()
         assert left_at is not None  # stored as given up, not only in memory
-
-        # The lobby is not stuck: the new host starts once the other is ready.
-        await third.ready()
-        await second.wait_until(
-            lambda: any(p["status"] == "ready" for p in second.lobby["players"]),
-            WAIT,
-        )
-        await second.start()
-        await third.wait_until(lambda: third.game is not None, WAIT)
-
-        # The old host's token opens nothing any more.
-        late = Bot(host.name, host.token, host.ws_url)
-        with pytest.raises(BotError):
-            await late.connect()
-        assert await late.wait_closed(WAIT) == protocol.CLOSE_INVALID_TOKEN
+        await new_host_starts_and_old_token_is_void(host, second, third)
     finally:
         await close_all(bots)
 
