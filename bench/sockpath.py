@@ -82,7 +82,7 @@ async def build(
     config = Config(data_dir=folder, tls=False, points_to_win=99, port=1)
     store = await open_sqlite_store(config.database)
     service = LobbyService(config, store)
-    context = Context(config, service, None, Metrics())  # type: ignore[arg-type]
+    context = Context(config, service, None, Metrics(), None)  # type: ignore[arg-type]
     context.router = Router(context)
     await service.open()
     service.scheduler.stop()  # the benchmark runs the ticks itself
