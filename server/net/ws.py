@@ -86,6 +86,12 @@ class WebSocketSession:
         self._refilled_at = self._heard_at
         self._lost = False
         self._opened = False
+        # proto.state is OPEN, read without a property call on the hot path.
+        # The state changes only inside calls into proto; each such call
+        # here is followed by _sync_open.
+        self._open = False
+        self._max_send_buffer = context.config.max_send_buffer
+        self._metrics = context.metrics
         self._tasks: set[asyncio.Task[None]] = set()
         # Bytes the protocol object holds of a frame not yet complete; the
         # fast path in data_received is only taken while it is empty.
@@ -112,6 +118,7 @@ class WebSocketSession:
                 return ClientError("forbidden", "origin not allowed")
             return ClientError("bad_handshake")
         self.proto.send_response(response)
+        self._sync_open()
         self._flush()
         self._opened = True
         self.context.metrics.sockets += 1
@@ -160,6 +167,7 @@ class WebSocketSession:
             if not data:
                 return
         self.proto.receive_data(data)
+        self._sync_open()
         self._handle_events()
 
     def _take_small_frames(self, data: bytes) -> bytes:
@@ -189,7 +197,7 @@ class WebSocketSession:
             metrics.bytes_in += length
             self._on_message(apply_mask(data[start:stop], mask))
             i = stop
-            if self._lost or self.proto.state is not State.OPEN:
+            if self._lost or not self._open:
                 return b""
         return data[i:] if i else data
 
@@ -313,26 +321,25 @@ class WebSocketSession:
     # Sending (the Endpoint interface) ----------------------------------------
 
     def send(self, data: bytes) -> None:
-        if self.proto.state is not State.OPEN:
+        if not self._open:
             return
         self.proto.send_binary(data)
-        metrics = self.context.metrics
+        metrics = self._metrics
         metrics.frames_out += 1
         metrics.bytes_out += len(data)
         self._flush()
         # Lobby and game events are never dropped, but they count toward the
         # bound: a socket that stays over it, or goes far over, is closed.
-        self._behind()
+        self._behind(self.transport.get_write_buffer_size())
 
-    def _behind(self) -> bool:
-        """True while the send buffer is over its bound; closes a laggard.
+    def _behind(self, size: int) -> bool:
+        """True while ``size``, the send buffer, is over its bound.
 
         Over the bound for ``slow_reader_timeout`` seconds, or over four
         times the bound at any moment, the socket is closed with 4009.
         """
-        size = self.transport.get_write_buffer_size()
         config = self.context.config
-        if size <= config.max_send_buffer:
+        if size <= self._max_send_buffer:
             self._behind_since = None
             return False
         now = self._loop.time()
@@ -354,13 +361,16 @@ class WebSocketSession:
         The bytes go straight to the transport: no extension is negotiated
         and we never fragment, so the protocol object has nothing to add.
         """
-        if self.proto.state is not State.OPEN:
+        if not self._open:
             return False
-        metrics = self.context.metrics
-        if self._behind():
+        metrics = self._metrics
+        transport = self.transport
+        size = transport.get_write_buffer_size()
+        # Most calls: an empty buffer, and not behind before either.
+        if (size or self._behind_since is not None) and self._behind(size):
             metrics.dropped_snapshots += 1
             return False
-        self.transport.write(_frame_once(data))
+        transport.write(_frame_once(data))
         metrics.frames_out += 1
         metrics.bytes_out += len(data)
         return True
@@ -368,11 +378,15 @@ class WebSocketSession:
     def close(self, code: int, reason: str) -> None:
         if self.proto.state is State.OPEN:
             self.proto.send_close(code, reason)
+            self._sync_open()
             self._flush()
             loop = asyncio.get_running_loop()
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_later(CLOSE_TIMEOUT, self._drop)
+
+    def _sync_open(self) -> None:
+        self._open = self.proto.state is State.OPEN
 
     def _drop(self) -> None:
         # The peer did not answer our close frame in time. abort, not close:
@@ -396,6 +410,7 @@ class WebSocketSession:
         if self._lost:
             return
         self._lost = True
+        self._open = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
