@@ -95,16 +95,16 @@ class AccountService:
         the attempt is refused before the password is even checked.
         """
         key = username_key(username)
-        self.throttle.check(key, address, time.monotonic())
+        began = time.monotonic()
+        self.throttle.attempt(key, address, began)
         user = await self.store.get_user(key) if key else None
         encoded = user.password_hash if user else passwords.DECOY_HASH
         async with self._hashing:
             good = await asyncio.to_thread(passwords.verify_password, password, encoded)
         if user is None or not good:
-            self.throttle.failed(key, address, time.monotonic())
             logger.warning("failed login for %r from %s", key[:32], address)
             raise ClientError("invalid_credentials")
-        self.throttle.succeeded(key)
+        self.throttle.succeeded(key, address, began)
 
         token, token_hash = ids.new_token()
         now = time.time()

@@ -6,6 +6,11 @@ them is refused with ``too_many_attempts`` until the oldest leaves the
 window; the answer says how long that is. A successful login clears the
 account's count, not the address's.
 
+An attempt is counted as a failure the moment it is let through, before
+its password is checked (which takes a while, in a thread): otherwise every
+guess sent in parallel would pass the check before the first one failed.
+A success then takes its own count back.
+
 Both tables are bounded (``MAX_KEYS`` each). At the bound the key touched
 longest ago is dropped, so memory stays fixed whatever an attacker sends.
 The price: someone who fails logins for more than ``MAX_KEYS`` other names
@@ -67,6 +72,12 @@ class _Window:
     def clear(self, key: str) -> None:
         self.failures.pop(key, None)
 
+    def discard(self, key: str, when: float) -> None:
+        """Take back the failure counted for ``key`` at ``when``, if still held."""
+        times = self.failures.get(key)
+        if times is not None and when in times:
+            times.remove(when)
+
 
 class LoginThrottle:
     def __init__(
@@ -79,18 +90,21 @@ class LoginThrottle:
         self.accounts = _Window(per_account, window, max_keys)
         self.addresses = _Window(per_address, window, max_keys)
 
-    def check(self, account: str, address: str, now: float) -> None:
-        """Raise ``too_many_attempts`` if either key is over its limit."""
+    def attempt(self, account: str, address: str, now: float) -> None:
+        """Let one attempt through, counted as failed until ``succeeded``.
+
+        Raises ``too_many_attempts`` if either key is at its limit.
+        """
         wait = max(self.accounts.wait(account, now), self.addresses.wait(address, now))
         if wait > 0:
             seconds = max(1, math.ceil(wait))
             raise ClientError(
                 "too_many_attempts", f"try again in {seconds} s", retry_after=seconds
             )
-
-    def failed(self, account: str, address: str, now: float) -> None:
         self.accounts.add(account, now)
         self.addresses.add(address, now)
 
-    def succeeded(self, account: str) -> None:
+    def succeeded(self, account: str, address: str, began: float) -> None:
+        """The attempt let through at ``began`` was right: clear the account."""
         self.accounts.clear(account)
+        self.addresses.discard(address, began)

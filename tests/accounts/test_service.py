@@ -53,22 +53,40 @@ def test_username_keys_fold_case_and_compatibility_forms() -> None:
 
 def test_throttle_counts_within_the_window_and_says_when() -> None:
     gate = LoginThrottle(per_account=2, per_address=3, window=10.0)
-    gate.failed("a", "ip", 0.0)
-    gate.failed("a", "ip", 1.0)
+    gate.attempt("a", "ip", 0.0)  # both fail
+    gate.attempt("a", "ip", 1.0)
     with pytest.raises(ClientError) as refused:
-        gate.check("a", "ip", 2.0)
+        gate.attempt("a", "ip", 2.0)
     assert refused.value.retry_after == 8
     assert "try again in 8 s" in refused.value.message
-    gate.check("a", "ip", 10.5)  # the first failure has left the window
-    gate.check("b", "other", 2.0)
-    for n, name in enumerate("bcd"):  # three accounts, one address
-        gate.failed(name, "ip", 11.0 + n)
+    gate.attempt("a", "ip", 10.5)  # the first failure has left the window
+    gate.attempt("b", "other", 2.0)
+    for n, name in enumerate("bc"):  # three accounts, one address, in the window
+        gate.attempt(name, "ip", 11.0 + n)
     with pytest.raises(ClientError):
-        gate.check("e", "ip", 14.0)
+        gate.attempt("e", "ip", 14.0)
+
+
+def test_attempts_in_flight_count_before_their_passwords_are_checked() -> None:
+    gate = LoginThrottle(per_account=3, per_address=100, window=60.0)
+    for n in range(3):  # three guesses sent at once, none answered yet
+        gate.attempt("a", "ip", float(n))
+    with pytest.raises(ClientError):
+        gate.attempt("a", "ip", 3.0)
+
+
+def test_a_success_takes_back_its_own_count() -> None:
+    gate = LoginThrottle(per_account=2, per_address=2, window=60.0)
+    gate.attempt("a", "ip", 0.0)
+    gate.succeeded("a", "ip", 0.0)
+    gate.attempt("b", "ip", 1.0)  # the address's budget is whole again
+    gate.attempt("b", "ip", 2.0)
+    with pytest.raises(ClientError):
+        gate.attempt("c", "ip", 3.0)
 
 
 def test_throttle_tables_are_bounded() -> None:
     gate = LoginThrottle(per_account=1, per_address=100, window=60.0, max_keys=3)
     for n in range(5):
-        gate.failed(f"user{n}", "ip", float(n))
+        gate.attempt(f"user{n}", "ip", float(n))
     assert list(gate.accounts.failures) == ["user2", "user3", "user4"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.helpers import PASSWORD, db_counts, post, request
@@ -53,3 +54,17 @@ def test_guessing_across_accounts_is_refused_per_address(
     status, answer, headers = attempt(base, "vera", PASSWORD)
     assert (status, answer["error"]["code"]) == (429, "too_many_attempts")
     assert "Retry-After" in headers
+
+
+def test_guesses_sent_in_parallel_are_held_to_the_limit(server_factory: Any) -> None:
+    running = server_factory(
+        tls=False, extra=("--login-failures-per-account", "3", "--login-window", "60")
+    )
+    base = running.base_url
+    post(base, "/api/register/", {"username": "wren", "password": PASSWORD})
+    guesses = [f"guess {n:04}" for n in range(30)]  # thirty at once
+    with ThreadPoolExecutor(len(guesses)) as pool:
+        statuses = list(pool.map(lambda p: attempt(base, "wren", p)[0], guesses))
+    assert statuses.count(401) == 3  # only the limit's worth were checked
+    assert statuses.count(429) == len(guesses) - 3
+    assert attempt(base, "wren", PASSWORD)[0] == 429  # and the account is shut
