@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     # yoyo reports every step of every migration at INFO; the store says more.
     logging.getLogger("yoyo").setLevel(logging.WARNING)
+    # aiosqlite logs each statement with its parameters at DEBUG: password
+    # hashes and token hashes among them. Never, whatever --log-level says.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     try:
         uvloop.run(serve(config))
     except StartupError as exc:

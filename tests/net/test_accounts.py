@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tests.conftest import ServerProcess
@@ -143,3 +144,17 @@ def test_profile_of_a_guest_and_of_nobody(server: ServerProcess) -> None:
     assert profile["username"] is None
     status, answer = get(server.base_url, "/api/players/NOSUCHPLAYER0000/")
     assert (status, answer["error"]["code"]) == (404, "unknown_player")
+
+
+def test_debug_logging_shows_no_password_hash(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    running = server_factory(tls=False, extra=("--log-level", "DEBUG"))
+    login(running.base_url, "hugo", "hugo's secret words")
+    with connect_db(running.db_path) as conn:
+        (stored,) = conn.execute(
+            "SELECT password_hash FROM users WHERE username_key = 'hugo'"
+        ).fetchone()
+    salt_and_hash = stored.rsplit("$", 2)[1:]
+    log = "\n".join(running.log)
+    assert not any(part in log for part in salt_and_hash)
