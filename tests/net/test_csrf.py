@@ -160,3 +160,21 @@ def test_allowed_origins_are_configurable(server_factory: Any) -> None:
     running = server_factory(extra=("--allowed-origins", "https://game.example"))
     assert upgrade(running, "https://game.example")[0] == 101
     assert upgrade(running, "https://evil.example")[0] == 403
+
+
+def test_a_planted_cookie_we_could_not_have_made_is_refused(
+    server: ServerProcess,
+) -> None:
+    cookie, _ = cookie_session(server.base_url, "olga")
+    session = next(p for p in cookie.split("; ") if p.startswith("sessionid="))
+    headers = {
+        "Content-Type": "application/json",
+        "Cookie": f"{session}; csrftoken=x",
+        "X-CSRFToken": "x",  # matches the cookie, but is no token of ours
+    }
+    before = db_counts(server.db_path)
+    status, answer, _ = request(
+        server.base_url, "POST", "/api/create_lobby/", b'{"host": "x"}', headers
+    )
+    assert (status, answer["error"]["code"]) == (403, "csrf_failed")
+    assert db_counts(server.db_path) == before
