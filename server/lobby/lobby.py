@@ -100,12 +100,22 @@ class Lobby:
         self.check_joinable()
         self.members[member.seat] = member
 
-    def remove(self, seat: int) -> Member:
-        """Give up a seat; the host role passes to the lowest remaining seat."""
+    def remove(self, seat: int, *, users_host: bool = False) -> Member:
+        """Give up a seat; the host role passes to the lowest remaining seat.
+
+        With ``users_host`` it passes to the lowest seat held by a user; if
+        no user is left it stays on a guest, and ``host_is_allowed`` then
+        answers False: the caller must close the lobby.
+        """
         member = self.members.pop(seat)
         if seat == self.host_seat and self.members:
-            self.host_seat = min(self.members)
+            users = [s for s, m in self.members.items() if m.user]
+            self.host_seat = min(users if users and users_host else self.members)
         return member
+
+    def host_is_allowed(self, guests_may_host: bool) -> bool:
+        host = self.members.get(self.host_seat)
+        return host is not None and (guests_may_host or host.user)
 
     # Starting --------------------------------------------------------------
 

@@ -778,24 +778,28 @@ class LobbyService:
     async def _give_up(self, lobby: Lobby, member: Member) -> None:
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
-        lobby.remove(member.seat)
+        guests_may_host = self.config.guests_may_host
+        was_host = member.seat == lobby.host_seat
+        lobby.remove(member.seat, users_host=not guests_may_host)
         del self._tokens[member.token_hash]
         emptied = not lobby.members
-        if emptied:
+        # With guests barred from hosting, the last user leaving closes it.
+        closed = emptied or not lobby.host_is_allowed(guests_may_host)
+        if closed:
             lobby.status = CLOSED
             del self.lobbies[lobby.id]
 
         now = time.time()
         try:
             await self.store.remove_member(lobby.id, member.player_id, now)
-            if emptied:
+            if closed:
                 await self.store.set_lobby_status(lobby.id, CLOSED, now)
             else:
                 host = lobby.members[lobby.host_seat]
                 await self.store.set_lobby_host(lobby.id, host.player_id)
         except Exception as exc:
             # Not stored: the player keeps the seat it asked to give up.
-            self._restore_member(lobby, member, emptied)
+            self._restore_member(lobby, member, closed, was_host)
             raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
 
         if member.endpoint is not None:
@@ -803,6 +807,14 @@ class LobbyService:
             member.endpoint = None
         if emptied:
             logger.info("lobby %s closed: everyone left", lobby.id)
+            return
+        if closed:
+            for seated in lobby.members.values():
+                self._tokens.pop(seated.token_hash, None)
+                if seated.endpoint is not None:
+                    seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, "no host left")
+                    seated.endpoint = None
+            logger.info("lobby %s closed: no user left to host it", lobby.id)
             return
         if not lobby.endpoints():
             lobby.idle_since = time.monotonic()
@@ -814,13 +826,15 @@ class LobbyService:
         if lobby.status == OPEN and seated and member.endpoint is None:
             await self._give_up(lobby, member)
 
-    def _restore_member(self, lobby: Lobby, member: Member, emptied: bool) -> None:
-        if emptied:
+    def _restore_member(
+        self, lobby: Lobby, member: Member, closed: bool, was_host: bool
+    ) -> None:
+        if closed:
             lobby.status = OPEN
             self.lobbies[lobby.id] = lobby
         if member.seat not in lobby.members:
             lobby.members[member.seat] = member
-            if member.seat < lobby.host_seat or emptied:
+            if was_host:
                 lobby.host_seat = member.seat
             self._tokens[member.token_hash] = (lobby, member)
 

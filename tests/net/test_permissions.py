@@ -58,6 +58,35 @@ def test_with_guests_barred_only_users_host(server_factory: Any) -> None:
     assert status == 200
 
 
+def test_with_guests_barred_the_host_role_goes_only_to_a_user(
+    server_factory: Any,
+) -> None:
+    running = server_factory(extra=("--no-guests-may-host",))
+    base = running.base_url
+    first, second = login(base, "quinn"), login(base, "rhea")
+    _, created = post(base, "/api/create_lobby/", {"max_players": 4}, first)
+    lobby_id = created["lobby_id"]
+    body = {"lobby_id": lobby_id, "guest_name": "gus"}
+    _, guest = post(base, "/api/join_lobby/", body, None)  # seat 1, a guest
+    post(base, "/api/join_lobby/", {"lobby_id": lobby_id}, second)  # seat 2
+    view = lambda: get(base, f"/api/lobby/{lobby_id}/")[1]  # noqa: E731
+
+    # The host leaves: the role skips the guest at seat 1 for the user.
+    assert post(base, "/api/leave_lobby/", {"lobby_id": lobby_id}, first)[0] == 200
+    assert view()["host"] == "rhea"
+
+    # The last user leaves: no one may host, so the lobby closes.
+    assert post(base, "/api/leave_lobby/", {"lobby_id": lobby_id}, second)[0] == 200
+    assert view()["status"] == "closed"
+    refused(post(base, "/api/join_lobby/", body), 410, "lobby_closed")
+    # And the guest's token is void: it cannot close or start anything.
+    refused(
+        post(base, "/api/close_lobby/", {"lobby_id": lobby_id}, guest["token"]),
+        401,
+        "invalid_token",
+    )
+
+
 def get_me(base: str, token: str) -> tuple[int, Any]:
     status, answer, _ = request(
         base, "GET", "/api/me/", headers={"Authorization": f"Bearer {token}"}
