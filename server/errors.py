@@ -45,7 +45,7 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("too_many_connections", 429, "Too many connections from your address."),
     ErrorCode("body_too_large", 413, "The request body is too large."),
     ErrorCode("headers_too_large", 431, "The request headers are too large."),
-    ErrorCode("unsupported_media_type", 415, "The request body must be JSON."),
+    ErrorCode("unsupported_media_type", 415, "The request body has the wrong type."),
     # Accounts, sessions and cross-site checks.
     ErrorCode("login_required", 401, "Log in first."),
     ErrorCode("invalid_credentials", 401, "The username or password is wrong."),

@@ -36,7 +36,7 @@ def parse_json(request: Request) -> dict[str, Any]:
     """The request's JSON object, or ClientError. Bodies must declare JSON."""
     ctype = request.headers.get("content-type", "")
     if ctype.split(";", 1)[0].strip().lower() != "application/json":
-        raise ClientError("unsupported_media_type")
+        raise ClientError("unsupported_media_type", "send application/json")
     try:
         body = orjson.loads(request.body)
     except orjson.JSONDecodeError as exc:
