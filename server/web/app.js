@@ -177,6 +177,7 @@ function onConnection(kind, detail) {
     sessionStorage.removeItem(SAVED_SEAT);
     if (document.body.dataset.screen === "result") {
       setConnection("game over", "none");
+      banner("");
       return;
     }
     const left = state.leaving;
