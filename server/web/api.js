@@ -1,6 +1,13 @@
 // api.js: the HTTP API of protocol.md ("HTTP API"), as JSON over fetch.
 // Every call resolves to the answer's object or rejects with an ApiError
 // carrying the server's stable error code and its sentence for people.
+//
+// A logged-in page holds its session in the `sessionid` cookie, which the
+// browser sends by itself and scripts cannot read. The server then wants
+// proof on every unsafe request that this page, not another site, sent it:
+// the `csrftoken` cookie's value in an X-CSRFToken header ("Accounts and
+// sessions"). Every POST and PUT here carries it, logged in or not, since a
+// session cookie may be present without the page knowing.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -10,17 +17,45 @@ export class ApiError extends Error {
   }
 }
 
+const CSRF_COOKIE = "csrftoken";
+const SAFE_METHODS = new Set(["GET", "HEAD"]);
+
+function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...rest] = part.trim().split("=");
+    if (key === name) return rest.join("=");
+  }
+  return null;
+}
+
+// The CSRF token: the cookie's, or a new one from the server, which also
+// sets the cookie that must match it.
+async function csrfToken() {
+  const kept = cookie(CSRF_COOKIE);
+  if (kept) return kept;
+  const answer = await send("GET", "/api/csrf/", {});
+  return answer.csrf_token;
+}
+
 async function call(method, path, body, token) {
-  const headers = { Accept: "application/json" };
+  const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return send(method, path, headers, payload);
+}
+
+async function send(method, path, headers, payload) {
+  const all = { Accept: "application/json", ...headers };
+  if (!SAFE_METHODS.has(method)) all["X-CSRFToken"] = await csrfToken();
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: all,
+      body: payload,
       cache: "no-store",
+      credentials: "same-origin",
     });
   } catch (error) {
     throw new ApiError(0, "network", "The server cannot be reached.");
