@@ -72,14 +72,18 @@ async function send(method, path, headers, payload) {
   return answer;
 }
 
+// `host` may be null for a logged-in user, who hosts under their username.
 export function createLobby(host, pointsToWin, maxPlayers) {
-  return call("POST", "/api/create_lobby/", {
-    host, points_to_win: pointsToWin, max_players: maxPlayers,
-  });
+  const body = { points_to_win: pointsToWin, max_players: maxPlayers };
+  if (host !== null) body.host = host;
+  return call("POST", "/api/create_lobby/", body);
 }
 
+// `guestName` may be null for a logged-in user, who joins as themself.
 export function joinLobby(lobbyId, guestName) {
-  return call("POST", "/api/join_lobby/", { lobby_id: lobbyId, guest_name: guestName });
+  const body = { lobby_id: lobbyId };
+  if (guestName !== null) body.guest_name = guestName;
+  return call("POST", "/api/join_lobby/", body);
 }
 
 // A local game: every name plays on this keyboard, one socket drives all seats.
@@ -91,4 +95,36 @@ export function startLocal(names, pointsToWin) {
 
 export function getGame(gameId) {
   return call("GET", `/api/game/${encodeURIComponent(gameId)}/`);
+}
+
+// Accounts ----------------------------------------------------------------------
+
+export function register(username, password) {
+  return call("POST", "/api/register/", { username, password });
+}
+
+// Sets the session and CSRF cookies; the session itself never reaches script.
+export function login(username, password) {
+  return call("POST", "/api/login/", { username, password });
+}
+
+export function logout() {
+  return call("POST", "/api/logout/", {});
+}
+
+// The logged-in user's profile, or null for a guest (no live session). The
+// browser logs the 401 a guest gets as a console error, so the page asks
+// only when it has reason to think it holds a session.
+export async function me() {
+  try {
+    return await call("GET", "/api/me/");
+  } catch (error) {
+    if (error.code === "login_required") return null;
+    throw error;
+  }
+}
+
+// `file` is a File from an <input type=file>: a PNG or a JPEG, sent as is.
+export function uploadAvatar(file) {
+  return send("PUT", "/api/me/avatar/", { "Content-Type": file.type }, file);
 }
