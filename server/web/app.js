@@ -166,6 +166,21 @@ function setupIdentity() {
   });
 }
 
+// Runs a create or a join. A session that ended since the page learnt of it
+// makes the server take this page for a guest with no name: the page says
+// so and shows the guest's form again.
+async function seatRequest(request) {
+  try {
+    return await request();
+  } catch (error) {
+    if (state.user && error.code === "missing_field" && !(await api.me())) {
+      showUser(null);
+      throw new Error("Your login has ended: log in again, or type a name to play as a guest.");
+    }
+    throw error;
+  }
+}
+
 // What the server says of this browser's session, if it may hold one.
 async function loadUser() {
   if (!localStorage.getItem(HAS_SESSION)) return;
@@ -186,13 +201,15 @@ function setupHome() {
     if (items.length > 2) items[items.length - 1].remove();
   };
   $("create").onclick = () => attempt(async () => {
-    const answer = await api.createLobby(playerName(), numberIn("create-points"), numberIn("create-seats"));
+    const name = playerName();
+    const answer = await seatRequest(() => api.createLobby(name, numberIn("create-points"), numberIn("create-seats")));
     enterSeat({ kind: "lobby", token: answer.token, lobbyId: answer.lobby_id, name: answer.name });
   });
   $("join").onclick = () => attempt(async () => {
     const id = $("join-id").value.trim();
     if (!id) throw new Error("Type the lobby's ID.");
-    const answer = await api.joinLobby(id, playerName());
+    const name = playerName();
+    const answer = await seatRequest(() => api.joinLobby(id, name));
     if (answer.renamed) showError(answer.message);
     enterSeat({ kind: "lobby", token: answer.token, lobbyId: answer.lobby_id, name: answer.name });
   });
