@@ -8,12 +8,13 @@
 //   people.js  players, avatars and status badges
 //
 // This file holds the page's state and moves between its four screens:
-// home (who plays, create, join, local game), lobby (players, ready, start), game
-// (field, scores, schedule, players) and result (standings, rounds). A seat
-// (its token and where to connect) is kept in sessionStorage, so a reload of
-// the tab reconnects to the same lobby or game. Who plays is a guest, under
-// the name typed on the home screen, or a logged-in user, whose session lives
-// in cookies the server sets and who needs no name.
+// home (who plays, create, join, local game), lobby (players, ready,
+// start), game (field, scores, schedule, players) and result (standings,
+// rounds). A seat (its token and where to connect) is kept in
+// sessionStorage, so a reload of the tab reconnects to the same lobby or
+// game. Who plays is a guest, under the name typed on the home screen, or a
+// logged-in user, whose session lives in cookies the server sets and who
+// needs no name.
 
 import * as api from "./api.js";
 import { Connection, MSG } from "./net.js";
@@ -533,8 +534,8 @@ if (saved) {
   }
 }
 
-// For tests and for trying the reconnect by hand: drop the socket as a
-// network failure would.
 loadUser();
 
+// For tests and for trying the reconnect by hand: drop the socket as a
+// network failure would.
 window.pongClient = { dropConnection: () => state.conn && state.conn.drop() };
