@@ -1,6 +1,6 @@
 // app.js: the page. A reference client of protocol.md, in plain modules:
 //
-//   api.js     the HTTP API (create, join, local start, game results)
+//   api.js     the HTTP API (accounts, create, join, local start, results)
 //   net.js     the socket: HELLO, msgpack, PING, reconnecting with the token
 //   play.js    one game: prediction of own paddles, interpolation of the rest
 //   render.js  drawing a frame on the canvas
@@ -8,22 +8,29 @@
 //   people.js  players, avatars and status badges
 //
 // This file holds the page's state and moves between its four screens:
-// home (create, join, local game), lobby (players, ready, start), game
-// (field, scores, schedule, players) and result (standings, rounds). A seat
-// (its token and where to connect) is kept in sessionStorage, so a reload of
-// the tab reconnects to the same lobby or game.
+// home (who plays, create, join, local game), lobby (players, ready,
+// start), game (field, scores, schedule, players) and result (standings,
+// rounds). A seat (its token and where to connect) is kept in
+// sessionStorage, so a reload of the tab reconnects to the same lobby or
+// game. Who plays is a guest, under the name typed on the home screen, or a
+// logged-in user, whose session lives in cookies the server sets and who
+// needs no name.
 
 import * as api from "./api.js";
 import { Connection, MSG } from "./net.js";
 import { Match } from "./play.js";
 import { draw } from "./render.js";
 import * as keys from "./keys.js";
-import { playerItem } from "./people.js";
+import { avatarChanged, avatarUrl, playerItem } from "./people.js";
 
 const SAVED_SEAT = "pong.seat";
+// Set while this browser is thought to hold a session: only then does a load
+// ask GET /api/me/, whose 401 for a guest the browser would log as an error.
+const HAS_SESSION = "pong.account";
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  user: null, // the logged-in user's profile (GET /api/me/), or null for a guest
   seat: null, // {kind: "lobby" | "local", token, lobbyId, name}
   conn: null,
   welcome: null,
@@ -63,7 +70,9 @@ function setConnection(label, kind) {
 
 // Home ------------------------------------------------------------------------
 
+// The name to create or join under: none for a logged-in user.
 function playerName() {
+  if (state.user) return null;
   const name = $("name").value.trim();
   if (!name) throw new Error("Type your name first.");
   localStorage.setItem("pong.name", name);
@@ -99,6 +108,90 @@ function addLocalName() {
   $("local-names").append(li);
 }
 
+// Who plays -------------------------------------------------------------------
+
+function showUser(user) {
+  state.user = user;
+  if (user) localStorage.setItem(HAS_SESSION, "1");
+  else localStorage.removeItem(HAS_SESSION);
+  $("guest-box").hidden = Boolean(user);
+  $("user-box").hidden = !user;
+  $("password").value = "";
+  if (!user) {
+    $("me-avatar").removeAttribute("src");
+    return;
+  }
+  $("me-name").textContent = user.username;
+  $("me-avatar").src = avatarUrl(user.player_id);
+}
+
+function credentials() {
+  const username = $("username").value.trim();
+  const password = $("password").value;
+  if (!username || !password) throw new Error("Type a username and a password.");
+  return [username, password];
+}
+
+async function logIn(username, password) {
+  await api.login(username, password);
+  showUser(await api.me());
+}
+
+function setupIdentity() {
+  $("login").onclick = () => attempt(() => logIn(...credentials()));
+  $("register").onclick = () => attempt(async () => {
+    const [username, password] = credentials();
+    await api.register(username, password);
+    await logIn(username, password);
+  });
+  $("password").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") $("login").click();
+  });
+  $("logout").onclick = () => attempt(async () => {
+    try {
+      await api.logout();
+    } finally {
+      showUser(null);
+    }
+  });
+  $("avatar-file").onchange = () => attempt(async () => {
+    const file = $("avatar-file").files[0];
+    if (!file) return;
+    try {
+      await api.uploadAvatar(file);
+    } finally {
+      $("avatar-file").value = "";
+    }
+    avatarChanged(state.user.player_id);
+    $("me-avatar").src = avatarUrl(state.user.player_id);
+  });
+}
+
+// Runs a create or a join. A session that ended since the page learnt of it
+// makes the server take this page for a guest with no name: the page says
+// so and shows the guest's form again.
+async function seatRequest(request) {
+  try {
+    return await request();
+  } catch (error) {
+    if (state.user && error.code === "missing_field" && !(await api.me())) {
+      showUser(null);
+      throw new Error("Your login has ended: log in again, or type a name to play as a guest.");
+    }
+    throw error;
+  }
+}
+
+// What the server says of this browser's session, if it may hold one.
+async function loadUser() {
+  if (!localStorage.getItem(HAS_SESSION)) return;
+  try {
+    showUser(await api.me());
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
 function setupHome() {
   $("name").value = localStorage.getItem("pong.name") || "";
   addLocalName();
@@ -109,13 +202,15 @@ function setupHome() {
     if (items.length > 2) items[items.length - 1].remove();
   };
   $("create").onclick = () => attempt(async () => {
-    const answer = await api.createLobby(playerName(), numberIn("create-points"), numberIn("create-seats"));
+    const name = playerName();
+    const answer = await seatRequest(() => api.createLobby(name, numberIn("create-points"), numberIn("create-seats")));
     enterSeat({ kind: "lobby", token: answer.token, lobbyId: answer.lobby_id, name: answer.name });
   });
   $("join").onclick = () => attempt(async () => {
     const id = $("join-id").value.trim();
     if (!id) throw new Error("Type the lobby's ID.");
-    const answer = await api.joinLobby(id, playerName());
+    const name = playerName();
+    const answer = await seatRequest(() => api.joinLobby(id, name));
     if (answer.renamed) showError(answer.message);
     enterSeat({ kind: "lobby", token: answer.token, lobbyId: answer.lobby_id, name: answer.name });
   });
@@ -177,6 +272,7 @@ function onConnection(kind, detail) {
     sessionStorage.removeItem(SAVED_SEAT);
     if (document.body.dataset.screen === "result") {
       setConnection("game over", "none");
+      banner("");
       return;
     }
     const left = state.leaving;
@@ -424,6 +520,7 @@ function showResult(end) {
 
 keys.listen(window, () => !$("game").hidden);
 setupHome();
+setupIdentity();
 setupLobby();
 show("home");
 requestAnimationFrame(frame);
@@ -436,6 +533,8 @@ if (saved) {
     sessionStorage.removeItem(SAVED_SEAT);
   }
 }
+
+loadUser();
 
 // For tests and for trying the reconnect by hand: drop the socket as a
 // network failure would.

@@ -1,6 +1,8 @@
-// people.js: players as the page shows them: an avatar (for now the
-// initials on a circle whose colour comes from the player's ID, since guests
-// have no picture), the name, and a status badge.
+// people.js: players as the page shows them: an avatar, the name, an
+// "account" mark for a logged-in user (a guest may pick a user's name), and a
+// status badge. A player with an ID shows the server's avatar image, the
+// uploaded one or the default the server draws; one without (the names of a
+// local game) gets its initials on a circle coloured from its name.
 
 const STATUS_TEXT = {
   joined: "not connected",
@@ -25,7 +27,35 @@ export function initials(name) {
   return letters.toUpperCase();
 }
 
-export function avatar(name, id) {
+// This page's own uploads, by player ID: a new upload gets a new URL, so the
+// browser does not show the picture it already holds for the old one.
+const uploads = new Map();
+
+export function avatarUrl(playerId) {
+  const url = `/api/players/${encodeURIComponent(playerId)}/avatar/`;
+  const version = uploads.get(playerId);
+  return version ? `${url}?v=${version}` : url;
+}
+
+export function avatarChanged(playerId) {
+  uploads.set(playerId, Date.now());
+}
+
+function pictureOf(name, playerId) {
+  const img = document.createElement("img");
+  img.className = "avatar";
+  img.alt = "";
+  img.setAttribute("aria-hidden", "true");
+  img.src = avatarUrl(playerId);
+  img.onerror = () => img.replaceWith(initialsOf(name, playerId));
+  return img;
+}
+
+export function avatar(name, playerId) {
+  return playerId ? pictureOf(name, playerId) : initialsOf(name, null);
+}
+
+function initialsOf(name, id) {
   const span = document.createElement("span");
   span.className = "avatar";
   span.textContent = initials(name);
@@ -40,11 +70,19 @@ export function playerItem(player, me) {
   li.className = "player";
   li.dataset.name = player.name;
   li.dataset.status = player.status;
+  li.dataset.user = String(Boolean(player.user));
   li.append(avatar(player.name, player.player_id));
   const name = document.createElement("span");
   name.className = "name";
   name.textContent = player.name + (me ? " (you)" : "");
   li.append(name);
+  if (player.user) {
+    const account = document.createElement("span");
+    account.className = "tag account";
+    account.textContent = "account";
+    account.title = "A logged-in user";
+    li.append(account);
+  }
   if (player.host) {
     const host = document.createElement("span");
     host.className = "tag";

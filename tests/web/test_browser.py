@@ -278,3 +278,42 @@ def test_a_void_seat_sends_the_page_back_to_the_start(open_page: Any) -> None:
     )
     assert page.is_visible("#home")
     assert page.evaluate("() => sessionStorage.getItem('pong.seat')") is None
+
+
+def test_a_link_lost_after_the_game_leaves_no_banner_on_the_result(
+    open_page: Any,
+) -> None:
+    alice, bob = seat(open_page, ["alice", "bob"], points=1)
+    # The server's close after GAME_END (4006) reaches bob as a plain drop,
+    # as a failing network would show it: he retries, is told the game is
+    # over, and stays on the result, which no stale banner may cover.
+    dropped: list[int] = []
+
+    def drop_the_last_close(ws: Any) -> None:
+        server = ws.connect_to_server()
+
+        def closed(code: int | None, reason: str | None) -> None:
+            if code == 4006 and not dropped:
+                dropped.append(code)
+                ws.close(code=4000, reason="dropped")
+            else:
+                ws.close(code=code, reason=reason or "")
+
+        server.on_close(closed)
+
+    bob.route_web_socket("**/ws/", drop_the_last_close)
+    bob.evaluate("window.pongClient.dropConnection()")  # back through the route
+    bob.wait_for_selector("#connection[data-state='open']", timeout=WAIT)
+    bob.check("#ready")  # a new socket says READY again
+    alice.wait_for_selector("#start:not([disabled])", timeout=WAIT)
+    start_game([alice, bob])
+    alice.keyboard.down("ArrowUp")
+    bob.keyboard.down("s")
+    shown = [result_of(alice), result_of(bob)]
+    alice.keyboard.up("ArrowUp")
+    bob.keyboard.up("s")
+    assert shown[0] == shown[1]
+    bob.wait_for_selector("#connection[data-state='none']", timeout=WAIT)
+    assert dropped == [4006]
+    assert bob.is_visible("#result")
+    assert bob.is_hidden("#banner")
