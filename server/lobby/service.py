@@ -422,13 +422,17 @@ class LobbyService:
             lobby.status = OPEN
             self.lobbies[lobby.id] = lobby
             raise
+        self._void_seats(lobby, "the host closed it")
+        logger.info("lobby %s closed by its host", lobby.id)
+        return {"lobby_id": lobby.id, "status": CLOSED}
+
+    def _void_seats(self, lobby: Lobby, reason: str) -> None:
+        """A closed lobby's tokens stop working; its sockets close with 4011."""
         for seated in lobby.members.values():
             self._tokens.pop(seated.token_hash, None)
             if seated.endpoint is not None:
-                seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, "the host closed it")
+                seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, reason)
                 seated.endpoint = None
-        logger.info("lobby %s closed by its host", lobby.id)
-        return {"lobby_id": lobby.id, "status": CLOSED}
 
     async def _acting_member(
         self,
@@ -809,11 +813,7 @@ class LobbyService:
             logger.info("lobby %s closed: everyone left", lobby.id)
             return
         if closed:
-            for seated in lobby.members.values():
-                self._tokens.pop(seated.token_hash, None)
-                if seated.endpoint is not None:
-                    seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, "no host left")
-                    seated.endpoint = None
+            self._void_seats(lobby, "no host left")
             logger.info("lobby %s closed: no user left to host it", lobby.id)
             return
         if not lobby.endpoints():
