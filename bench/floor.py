@@ -15,6 +15,12 @@ of ``epoll_wait``), and nothing else: no WebSocket, no msgpack, no game. Its
 CPU use is the least any server built on uvloop and the kernel's TCP can
 spend on this workload here; the report gives it per client and tick, and
 the share of one core it comes to at each client count.
+
+With ``--tick-reads`` the uvloop side reads as the server does since its
+tick reader (``server.net.reader``): uvloop's reading paused, and at every
+tick one ``epoll_wait`` and one ``read`` per ready socket before the writes.
+The report splits the CPU of a tick into its reads and its writes (the
+reads are 0 without ``--tick-reads``: they happen outside the tick then).
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ class Sink(asyncio.Protocol):
         Sink.received += 1
 
 
-async def serve(clients: int, seconds: float) -> dict[str, float]:
+async def serve(clients: int, seconds: float, tick_reads: bool) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     sinks: list[Sink] = []
 
@@ -85,10 +91,19 @@ async def serve(clients: int, seconds: float) -> dict[str, float]:
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)
 
+    poller = select.epoll()
+    if tick_reads:
+        for sink in sinks:
+            transport = sink.transport
+            transport.pause_reading()  # type: ignore[attr-defined]
+            fd = transport.get_extra_info("socket").fileno()
+            poller.register(fd, select.EPOLLIN)
+
     period = 1 / RATE
     done = loop.create_future()
     ticks = 0
     late: list[float] = []
+    parts = [0.0, 0.0]  # CPU seconds in the tick: reading, writing
     t0 = time.monotonic()
     cpu0 = time.process_time()
     received0 = Sink.received
@@ -98,8 +113,17 @@ async def serve(clients: int, seconds: float) -> dict[str, float]:
         now = time.monotonic()
         ticks += 1
         late.append(max(0.0, now - (t0 + ticks * period)))
+        c0 = time.thread_time()
+        if tick_reads:
+            for fd, _ in poller.poll(0):
+                if os.read(fd, 65536):
+                    Sink.received += 1
+        c1 = time.thread_time()
         for sink in sinks:
             sink.transport.write(SNAPSHOT)  # type: ignore[attr-defined]
+        c2 = time.thread_time()
+        parts[0] += c1 - c0
+        parts[1] += c2 - c1
         if now - t0 >= seconds:
             done.set_result(None)
             return
@@ -112,7 +136,7 @@ async def serve(clients: int, seconds: float) -> dict[str, float]:
     inputs = Sink.received - received0
     server.close()
     for sink in sinks:
-        sink.transport.close()  # type: ignore[attr-defined]
+        sink.transport.close()
     os.waitpid(child, 0)
     late.sort()
     return {
@@ -120,6 +144,8 @@ async def serve(clients: int, seconds: float) -> dict[str, float]:
         "cpu_share": cpu / wall,
         "us_per_client_tick": cpu / (ticks * clients) * 1e6,
         "reads_per_client_tick": inputs / (ticks * clients),
+        "read_us": parts[0] / (ticks * clients) * 1e6,
+        "write_us": parts[1] / (ticks * clients) * 1e6,
         "late_p99_ms": late[int(0.99 * (len(late) - 1))] * 1e3,
     }
 
@@ -128,15 +154,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     p.add_argument("--clients", type=int, nargs="+", default=[300, 600, 900])
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument(
+        "--tick-reads",
+        action="store_true",
+        help="read every socket once per tick, as the server does",
+    )
     a = p.parse_args(argv)
     os.sched_setaffinity(0, {0})
     print("clients  core share  us/client/tick  reads/client/tick  late p99 ms")
     for clients in a.clients:
-        r = uvloop.run(serve(clients, a.seconds))
+        r = uvloop.run(serve(clients, a.seconds, a.tick_reads))
         print(
             f"{r['clients']:7d}  {r['cpu_share']:10.0%}"
             f"  {r['us_per_client_tick']:14.2f}"
             f"  {r['reads_per_client_tick']:17.2f}  {r['late_p99_ms']:11.2f}"
+            f"  read {r['read_us']:.2f} us  write {r['write_us']:.2f} us"
         )
     return 0
 
