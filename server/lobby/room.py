@@ -78,7 +78,7 @@ class Room:
 
     def is_playing(self, seat: int) -> bool:
         game = self.game
-        return not game.finished and seat in (game.left_seat, game.right_seat)
+        return not game.finished and (seat == game.left_seat or seat == game.right_seat)
 
     # The tick ------------------------------------------------------------
 

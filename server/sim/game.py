@@ -64,6 +64,9 @@ class Game:
         self.seed = seed
         self.schedule = round_robin(n_players)
         self.round_index = 0
+        # The seats of round ``round_index``: plain attributes, not derived on
+        # each read, because every INPUT of every player checks them.
+        self.left_seat, self.right_seat = self.schedule[0]
         self.round = pong.new_round(self.tick_rules, pong.derive_seed(seed, 0))
         self.results: list[RoundResult] = []
         self.tick = 0
@@ -75,14 +78,6 @@ class Game:
         self._due: int | None = 0
         self._break_left = 0
         self._forfeited: set[int] = set()
-
-    @property
-    def left_seat(self) -> int:
-        return self.schedule[self.round_index][0]
-
-    @property
-    def right_seat(self) -> int:
-        return self.schedule[self.round_index][1]
 
     def step(self, moves: Sequence[float]) -> tuple[object, ...]:
         """Advance one tick. ``moves`` holds one move in [-1, 1] per seat.
@@ -155,7 +150,7 @@ class Game:
         self.round_index = index
         self.round = pong.new_round(self.tick_rules, pong.derive_seed(self.seed, index))
         self._due = None
-        left, right = self.schedule[index]
+        left, right = self.left_seat, self.right_seat = self.schedule[index]
         return (*events, RoundStarted(index, left, right))
 
     def _end_round(self, forfeit: bool) -> tuple[object, ...]:
