@@ -53,6 +53,9 @@ class CountingTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return default
 
+    def is_closing(self) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 

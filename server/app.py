@@ -76,6 +76,7 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     context.accounts = AccountService(config, store)
     context.router = Router(context)
     context.exporter = ServerMetrics(context)
+    service.scheduler.before_ticks.append(context.reader.read)
     if config.port == 0:
         port = server.sockets[0].getsockname()[1]
         config = dataclasses.replace(config, port=port)
@@ -98,6 +99,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     try:
         async with asyncio.timeout(SHUTDOWN_TIMEOUT):
             await service.close()
+            # The clock has stopped: sockets go back to the event loop's
+            # reading, so close frames from peers are still heard.
+            context.reader.close()
             await service.drain()
             # Sockets not bound to a game or lobby (no HELLO yet) close too.
             for session in list(context.sessions):

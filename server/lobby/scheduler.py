@@ -18,6 +18,10 @@ its clock and timers in whole milliseconds, too coarse to measure lateness
 against a 16.7 ms period. A timer that fires up to ``EARLY_SLACK`` before its
 deadline (rounding) runs the tick then; an earlier one is re-armed.
 
+Before the due ticks of a wake-up run, each of ``before_ticks`` is called
+once: the network takes in there what clients sent since the last wake-up
+(``server.net.reader``), so the ticks apply it.
+
 A room whose tick raises is taken out of the rotation and handed to
 ``on_error``; the other rooms tick on in the same pass.
 """
@@ -51,6 +55,7 @@ class TickScheduler:
         self.skipped = 0  # ticks skipped after stalls, since start
         self.late_max = 0.0  # worst lateness of a wake-up, seconds
         self.observers: list[Callable[[float, float], None]] = []
+        self.before_ticks: list[Callable[[], None]] = []
         self._t0 = 0.0
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
@@ -99,6 +104,8 @@ class TickScheduler:
             self.skipped += skip
             self.tick += skip
             logger.warning("tick stall: skipped %d ticks", skip)
+        for take_in in self.before_ticks:
+            take_in()
         while self.tick < due:
             self.tick += 1
             self._run_rooms(self.tick)

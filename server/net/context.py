@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ..accounts.service import AccountService
 from ..config import Config
 from ..lobby.service import LobbyService
+from .reader import TickReader
 
 if TYPE_CHECKING:
     from .api import Router
@@ -40,3 +41,4 @@ class Context:
     exporter: ServerMetrics | None = None
     per_address: dict[str, int] = field(default_factory=dict)  # open connections
     sessions: set[WebSocketSession] = field(default_factory=set)  # open sockets
+    reader: TickReader = field(default_factory=TickReader)  # sockets past HELLO

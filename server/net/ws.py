@@ -96,6 +96,9 @@ class WebSocketSession:
         # Bytes the protocol object holds of a frame not yet complete; the
         # fast path in data_received is only taken while it is empty.
         self._reader_buffer = self.proto.reader.buffer
+        # The descriptor the tick reads this socket by, -1 while the event
+        # loop reads it (server.net.reader).
+        self.read_fd = -1
 
     # Opening -----------------------------------------------------------------
 
@@ -236,6 +239,7 @@ class WebSocketSession:
                 self.close(protocol.CLOSE_FLOOD, "too many messages")
                 # Read no more: what a flooder sends after this is not worth
                 # parsing; the close timer drops the connection.
+                self.context.reader.remove(self, resume=False)
                 self.transport.pause_reading()
             return False
         self._allowance = min(allowance, 2 * self._rate) - 1.0
@@ -290,6 +294,9 @@ class WebSocketSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.session is not None:
+            # From now on the tick takes in what this socket sends.
+            self.context.reader.add(self)
 
     def _spawn(self, action: Coroutine[Any, Any, None]) -> None:
         """Run a message's action that awaits the store, answering its errors."""
@@ -402,6 +409,7 @@ class WebSocketSession:
                 self.transport.write(chunk)
             else:
                 # The protocol signals the end of our side; a server closes TCP.
+                self.context.reader.remove(self, resume=False)
                 self.transport.close()
 
     # Closing -----------------------------------------------------------------
@@ -411,6 +419,7 @@ class WebSocketSession:
             return
         self._lost = True
         self._open = False
+        self.context.reader.remove(self, resume=False)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
