@@ -169,10 +169,10 @@ def decode_plain_input(data: bytes) -> tuple[int, float] | None:
         seq, i = b, 3
     elif b == 0xCC:
         seq, i = data[3], 4
-    elif b == 0xCD:
-        seq, i = int.from_bytes(data[3:5], "big"), 5
-    elif b == 0xCE:
-        seq, i = int.from_bytes(data[3:7], "big"), 7
+    elif b == 0xCD and n > 5:
+        seq, i = data[3] << 8 | data[4], 5
+    elif b == 0xCE and n > 7:
+        seq, i = data[3] << 24 | data[4] << 16 | data[5] << 8 | data[6], 7
     else:
         return None
     if i >= n:

@@ -65,15 +65,19 @@ class Room:
     # Inputs --------------------------------------------------------------
 
     def submit(self, seat: int, seq: int, move: float) -> bool:
-        """Buffer one input for the next tick; False if it is stale.
+        """Buffer one input for the next tick; False if ``seat`` is not playing.
 
-        Inputs with a sequence number not above the last one seen are old or
-        repeated and are ignored, so reordering cannot move a paddle back.
+        Only the two seats of the round in play have a paddle to move. An
+        input with a sequence number not above the last one seen is old or
+        repeated and is ignored (True all the same: it was no mistake), so
+        reordering cannot move a paddle back.
         """
-        if seq <= self.seqs[seat]:
+        game = self.game
+        if game.finished or (seat != game.left_seat and seat != game.right_seat):
             return False
-        self.seqs[seat] = seq
-        self.moves[seat] = move
+        if seq > self.seqs[seat]:
+            self.seqs[seat] = seq
+            self.moves[seat] = move
         return True
 
     def is_playing(self, seat: int) -> bool:

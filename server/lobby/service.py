@@ -734,11 +734,7 @@ class LobbyService:
         room = lobby.room
         if room is None or room.finished:
             return False
-        seat = lobby.game_seats[member.seat]
-        if not room.is_playing(seat):
-            return False
-        room.submit(seat, seq, move)
-        return True
+        return room.submit(lobby.game_seats[member.seat], seq, move)
 
     def input(self, session: Session, message: Input) -> None:
         local = session.local
@@ -756,9 +752,8 @@ class LobbyService:
             seat = lobby.game_seats[member.seat]
             if message.seat is not None and message.seat != seat:
                 raise ClientError("forbidden", "a socket moves only its own paddle")
-        if room.finished or not room.is_playing(seat):
+        if room.finished or not room.submit(seat, message.seq, message.move):
             raise ClientError("not_in_game")
-        room.submit(seat, message.seq, message.move)
 
     async def leave(self, session: Session) -> None:
         """The player gives up the seat; the token stops working.

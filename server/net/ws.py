@@ -194,11 +194,10 @@ class WebSocketSession:
             stop = start + length
             if stop > end:
                 break
-            mask = data[i + 2 : start]
-            metrics = self.context.metrics
+            metrics = self._metrics
             metrics.frames_in += 1
             metrics.bytes_in += length
-            self._on_message(apply_mask(data[start:stop], mask))
+            self._on_message(apply_mask(data[start:stop], data[i + 2 : start]))
             i = stop
             if self._lost or not self._open:
                 return b""
@@ -252,7 +251,7 @@ class WebSocketSession:
         session = self.session
         if session is not None:
             plain = protocol.decode_plain_input(data)
-            if plain is not None and service.plain_input(session, *plain):
+            if plain is not None and service.plain_input(session, plain[0], plain[1]):
                 return
         try:
             message = protocol.decode(data)
