@@ -69,9 +69,9 @@ class AccountService:
 
     async def register(self, username: str, password: str) -> dict[str, Any]:
         shown, key = clean_username(username)
-        hashed = await asyncio.to_thread(
-            passwords.hash_password, check_password(password)
-        )
+        checked = check_password(password)
+        async with self._hashing:
+            hashed = await asyncio.to_thread(passwords.hash_password, checked)
         now = time.time()
         player = PlayerRecord(ids.random_id(16), "user", shown, now)
         user = UserRecord(player.id, shown, key, hashed, now)
