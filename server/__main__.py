@@ -11,6 +11,7 @@ import uvloop
 
 from .app import StartupError, serve
 from .config import Config
+from .net.forwarded import parse_networks
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -47,6 +48,15 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="base URL clients reach the server at, if not https://HOST:PORT",
     )
     p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (IP address or CIDR network) whose X-Forwarded-For "
+        "names the client, for per-address limits and logs; repeat it or "
+        "separate with commas (none: the header is ignored)",
+    )
+    p.add_argument(
         "--max-lobbies",
         type=int,
         default=d.max_lobbies,
@@ -56,7 +66,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         "--max-connections-per-address",
         type=int,
         default=d.max_connections_per_address,
-        help="open connections one address may hold (%(default)s)",
+        help="open connections one address may hold; it is checked before any "
+        "header is read, so it counts the TCP peer, never a forwarded "
+        "address (%(default)s)",
     )
     p.add_argument(
         "--hello-timeout",
@@ -170,6 +182,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--login-failures-per-account and -per-address are at least 1")
     if not 1 <= a.login_window <= 86400:
         p.error("--login-window is 1..86400 seconds")
+    try:
+        proxies = parse_networks(a.trusted_proxy)
+    except ValueError as exc:
+        p.error(f"--trusted-proxy: {exc}")
     origins = tuple(o.strip() for o in a.allowed_origins.split(",") if o.strip())
     timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
     others = ("slow_reader_timeout", "reconnect_grace")
@@ -185,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         cert_file=a.cert,
         key_file=a.key,
         public_url=a.public_url,
+        trusted_proxies=proxies,
         tick_rate=a.tick_rate,
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,

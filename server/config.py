@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 
@@ -16,6 +17,8 @@ class Config:
     cert_file: Path | None = None  # default: a self-signed pair under data_dir
     key_file: Path | None = None
     public_url: str | None = None  # base URL clients reach us at, e.g. behind a proxy
+    # Reverse proxies whose X-Forwarded-For names the client (server.net.forwarded).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     tick_rate: int = 60
     points_to_win: int = 5
     max_players: int = 4

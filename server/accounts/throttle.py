@@ -17,10 +17,10 @@ The price: someone who fails logins for more than ``MAX_KEYS`` other names
 within a window can push an account's count out early. Refusing every
 login at the bound would instead let that same person lock everyone out.
 
-The address is the TCP peer's. Behind a reverse proxy every client has the
-proxy's address, so the per-address limit then counts everyone together;
-set ``--login-failures-per-address`` high there. Trusting a forwarded-for
-header would need a setting naming the proxies to trust, which there is not.
+The address is the client's as ``server.net.forwarded`` finds it: the TCP
+peer's, or, for a request from a proxy named by ``--trusted-proxy``, the one
+its X-Forwarded-For gives. Behind a proxy not named so, every client has the
+proxy's address and the per-address limit counts them all together.
 """
 
 from __future__ import annotations

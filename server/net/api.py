@@ -229,7 +229,7 @@ class Router:
         token, session, player = await self.context.accounts.login(
             text_field(body, "username"),
             text_field(body, "password"),
-            request.peer.rpartition(":")[0],
+            request.address,
         )
         result: dict[str, Any] = {
             "message": f"Logged in as {player.display_name}.",
