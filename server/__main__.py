@@ -63,6 +63,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="open lobbies held at once; create answers 503 beyond (%(default)s)",
     )
     p.add_argument(
+        "--max-lobbies-per-address",
+        type=int,
+        default=d.max_lobbies_per_address,
+        help="lobbies created from one client address held at once, from "
+        "creation until closed, expired or their game ended; create answers "
+        "429 beyond (%(default)s)",
+    )
+    p.add_argument(
         "--max-connections-per-address",
         type=int,
         default=d.max_connections_per_address,
@@ -174,8 +182,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--lobby-idle-timeout is 1..86400 seconds")
     if not 1 <= a.seat_timeout <= 86400:
         p.error("--seat-timeout is 1..86400 seconds")
-    if a.max_lobbies < 1:
-        p.error("--max-lobbies is at least 1")
+    if a.max_lobbies < 1 or a.max_lobbies_per_address < 1:
+        p.error("--max-lobbies and --max-lobbies-per-address are at least 1")
     if not 60 <= a.session_ttl <= 365 * 86400:
         p.error("--session-ttl is 60..31536000 seconds")
     if a.login_failures_per_account < 1 or a.login_failures_per_address < 1:
@@ -213,6 +221,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ping_timeout=a.ping_timeout,
         slow_reader_timeout=a.slow_reader_timeout,
         max_lobbies=a.max_lobbies,
+        max_lobbies_per_address=a.max_lobbies_per_address,
         max_connections_per_address=a.max_connections_per_address,
         log_level=a.log_level.upper(),
         guests_may_host=a.guests_may_host,

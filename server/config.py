@@ -29,6 +29,9 @@ class Config:
     max_frame: int = 4 * 1024  # WebSocket message bytes; more closes with 1009
     max_send_buffer: int = 256 * 1024  # per socket; snapshots are dropped above
     max_lobbies: int = 10_000  # open lobbies in memory; more is answered 503
+    # Lobbies one client address may hold, from creation until they close
+    # (their game ended included); one more create is answered 429.
+    max_lobbies_per_address: int = 20
     max_connections_per_address: int = 1024  # more is answered 429 and closed
     max_catchup_ticks: int = 5  # ticks replayed after a stall; the rest skipped
     hello_timeout: float = 10.0  # seconds a socket has to authenticate

@@ -168,6 +168,7 @@ class Router:
             int_field(body, "points_to_win"),
             int_field(body, "max_players"),
             user,
+            request.address,
         )
         return json_response(201, result)
 

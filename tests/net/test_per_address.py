@@ -9,16 +9,20 @@ of its own, so the counts of one do not reach another.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.bot import Api, run_lobby_game
 from tests.conftest import ServerProcess, start_server
-from tests.helpers import request
+from tests.helpers import post, request, wait_for
 
-LIMITS = ("--login-failures-per-address", "2", "--login-window", "60")
+LIMITS = (
+    *("--login-failures-per-address", "2", "--login-window", "60"),
+    *("--max-lobbies-per-address", "2"),
+)
 
 
 def _running(folder: Path, extra: tuple[str, ...]) -> Iterator[ServerProcess]:
@@ -76,3 +80,93 @@ def test_failed_logins_count_per_forwarded_address(proxied: ServerProcess) -> No
     assert failed_login(proxied, 5, b) == "invalid_credentials"
     assert failed_login(proxied, 6, None) == "invalid_credentials"  # the proxy
     assert any(f"failed login for 'nobody1' from {a}" in x for x in proxied.log)
+
+
+def create(server: ServerProcess, forwarded: str | None = None) -> tuple[str, Any]:
+    """Create a lobby, as a proxy's client ``forwarded`` if given.
+
+    "created" or the error code, and the answer.
+    """
+    headers = {} if forwarded is None else {"X-Forwarded-For": forwarded}
+    status, answer = post(
+        server.base_url, "/api/create_lobby/", {"host": "h"}, headers=headers
+    )
+    if status == 201:
+        return "created", answer
+    code = answer["error"]["code"]
+    if code == "too_many_lobbies":
+        assert status == 429
+    return code, answer
+
+
+def test_lobbies_count_per_forwarded_address(
+    direct: ServerProcess, proxied: ServerProcess
+) -> None:
+    codes = [create(direct, f"198.51.100.{n}")[0] for n in range(30, 33)]
+    assert codes == ["created", "created", "too_many_lobbies"]
+
+    a, b = "198.51.100.31", "2001:db8::31"
+    assert [create(proxied, a)[0] for _ in range(3)] == [
+        "created",
+        "created",
+        "too_many_lobbies",
+    ]
+    code, answer = create(proxied, f"{b}, {a}")  # forged: still a
+    assert code == "too_many_lobbies"
+    assert "at most 2 at once" in answer["error"]["message"]
+    assert [create(proxied, b)[0] for _ in range(3)] == [
+        "created",
+        "created",
+        "too_many_lobbies",
+    ]
+
+
+def test_a_lobby_closed_or_left_stops_counting(proxied: ServerProcess) -> None:
+    a = "198.51.100.41"
+    headers = {"X-Forwarded-For": a}
+    first, second = create(proxied, a)[1], create(proxied, a)[1]
+    assert create(proxied, a)[0] == "too_many_lobbies"
+
+    # The host closes one: a place is free, once.
+    body = {"lobby_id": first["lobby_id"]}
+    closed = post(proxied.base_url, "/api/close_lobby/", body, first["token"])
+    assert closed[0] == 200
+    third = create(proxied, a)[1]
+    assert create(proxied, a)[0] == "too_many_lobbies"
+
+    # The last member leaves another: the same (any client may send it).
+    body = {"lobby_id": second["lobby_id"]}
+    left = post(proxied.base_url, "/api/leave_lobby/", body, second["token"])
+    assert left[0] == 200
+    assert create(proxied, a)[0] == "created"
+    assert create(proxied, a)[0] == "too_many_lobbies"
+
+    # A refused close (not the host's token) changes nothing.
+    body = {"lobby_id": third["lobby_id"]}
+    status, _ = post(
+        proxied.base_url, "/api/close_lobby/", body, "not a token", headers
+    )
+    assert status == 401
+    assert create(proxied, a)[0] == "too_many_lobbies"
+
+
+async def test_a_lobby_whose_game_ended_stops_counting(
+    proxied: ServerProcess,
+) -> None:
+    # This test's address is the proxy's own: no X-Forwarded-For.
+    assert create(proxied)[0] == "created"
+    run = await run_lobby_game(Api(proxied.base_url), 2, 1, skill=(1.0, 0.0))
+    assert run.result["status"] == "finished"
+    assert create(proxied)[0] == "created"  # the game's lobby no longer counts
+    assert create(proxied)[0] == "too_many_lobbies"
+
+
+def test_an_expired_lobby_stops_counting(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    flags = ("--max-lobbies-per-address", "1", "--lobby-idle-timeout", "1")
+    server = server_factory(tls=False, extra=flags)
+    assert create(server)[0] == "created"
+    assert create(server)[0] == "too_many_lobbies"
+    wait_for(lambda: create(server)[0] == "created", what="the lobby to expire")
+    assert any("expired: idle" in line for line in server.log)
