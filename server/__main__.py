@@ -170,6 +170,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds a failed login counts against its account and address "
         "(%(default)s)",
     )
+    p.add_argument(
+        "--registrations-per-address",
+        type=int,
+        default=d.registrations_per_address,
+        help="registrations from one client address within "
+        "--registration-window before 429; every attempt with a valid name "
+        "and password counts, an account made or not (%(default)s)",
+    )
+    p.add_argument(
+        "--registration-window",
+        type=float,
+        default=d.registration_window,
+        help="seconds a registration counts against its address (%(default)s)",
+    )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
     if (a.cert is None) != (a.key is None):
@@ -190,6 +204,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--login-failures-per-account and -per-address are at least 1")
     if not 1 <= a.login_window <= 86400:
         p.error("--login-window is 1..86400 seconds")
+    if a.registrations_per_address < 1:
+        p.error("--registrations-per-address is at least 1")
+    if not 1 <= a.registration_window <= 7 * 86400:
+        p.error("--registration-window is 1..604800 seconds")
     try:
         proxies = parse_networks(a.trusted_proxy)
     except ValueError as exc:
@@ -230,6 +248,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         login_failures_per_account=a.login_failures_per_account,
         login_failures_per_address=a.login_failures_per_address,
         login_window=a.login_window,
+        registrations_per_address=a.registrations_per_address,
+        registration_window=a.registration_window,
     )
 
 

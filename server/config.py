@@ -53,6 +53,8 @@ class Config:
     login_failures_per_account: int = 5  # within login_window; then 429
     login_failures_per_address: int = 20  # within login_window; then 429
     login_window: float = 300.0  # seconds a failed login is counted for
+    registrations_per_address: int = 10  # within registration_window; then 429
+    registration_window: float = 3600.0  # seconds a registration is counted for
     max_avatar_body: int = 512 * 1024  # bytes of an avatar upload; more is 413
     max_avatar_side: int = 1024  # pixels of either side; more is 413
 

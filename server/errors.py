@@ -52,6 +52,9 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("username_taken", 409, "That username is taken."),
     ErrorCode("too_many_attempts", 429, "Too many failed logins."),
     ErrorCode(
+        "too_many_registrations", 429, "Too many registrations from your address."
+    ),
+    ErrorCode(
         "csrf_failed",
         403,
         "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken.",

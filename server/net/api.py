@@ -218,7 +218,7 @@ class Router:
     async def register(self, request: Request, _: list[str]) -> Response:
         body = parse_json(request)
         result = await self.context.accounts.register(
-            text_field(body, "username"), text_field(body, "password")
+            text_field(body, "username"), text_field(body, "password"), request.address
         )
         return json_response(201, result)
 

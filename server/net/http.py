@@ -21,7 +21,7 @@ accepted, before a byte of any header has been read. Every request, the
 WebSocket upgrade included, then names its client by ``client_address``
 (``server.net.forwarded``): the peer's address, or, from a trusted proxy,
 the one its X-Forwarded-For gives. The limits counted per request (failed
-logins, lobbies) and the log lines about a request use that.
+logins, registrations, lobbies) and the log lines about a request use that.
 """
 
 from __future__ import annotations

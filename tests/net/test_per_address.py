@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,12 @@ import pytest
 
 from bench.bot import Api, run_lobby_game
 from tests.conftest import ServerProcess, start_server
-from tests.helpers import post, request, wait_for
+from tests.helpers import PASSWORD, post, request, wait_for
 
 LIMITS = (
     *("--login-failures-per-address", "2", "--login-window", "60"),
     *("--max-lobbies-per-address", "2"),
+    *("--registrations-per-address", "2", "--registration-window", "60"),
 )
 
 
@@ -54,13 +56,26 @@ def send(
     return request(server.base_url, "POST", path, json.dumps(body).encode(), headers)
 
 
+def code_of(status: int, answer: Any, headers: Any) -> str:
+    """The error code, or "ok"; a 429 must say when to try again."""
+    if status == 429:
+        wait = int(headers["Retry-After"])
+        assert 1 <= wait <= 60
+        assert f"try again in {wait} s" in answer["error"]["message"]
+    return "ok" if status < 400 else str(answer["error"]["code"])
+
+
 def failed_login(server: ServerProcess, n: int, forwarded: str | None) -> str:
     """A wrong password for a name of its own; the error code."""
     body = {"username": f"nobody{n}", "password": "a wrong guess"}
-    status, answer, headers = send(server, "/api/login/", body, forwarded)
-    if status == 429:
-        assert 1 <= int(headers["Retry-After"]) <= 60
-    return str(answer["error"]["code"])
+    return code_of(*send(server, "/api/login/", body, forwarded))
+
+
+def register(
+    server: ServerProcess, name: str, forwarded: str, password: str = PASSWORD
+) -> str:
+    body = {"username": name, "password": password}
+    return code_of(*send(server, "/api/register/", body, forwarded))
 
 
 def test_forwarded_for_is_ignored_from_an_untrusted_peer(
@@ -170,3 +185,31 @@ def test_an_expired_lobby_stops_counting(
     assert create(server)[0] == "too_many_lobbies"
     wait_for(lambda: create(server)[0] == "created", what="the lobby to expire")
     assert any("expired: idle" in line for line in server.log)
+
+
+def test_registrations_count_per_forwarded_address(
+    direct: ServerProcess, proxied: ServerProcess
+) -> None:
+    codes = [register(direct, f"dora{n}", f"198.51.100.{n}") for n in range(3)]
+    assert codes == ["ok", "ok", "too_many_registrations"]
+
+    a, b = "198.51.100.51", "198.51.100.52"
+    assert register(proxied, "ella", a) == "ok"
+    assert register(proxied, "ELLA", a) == "username_taken"  # counted too
+    assert register(proxied, "ella2", a) == "too_many_registrations"
+    assert register(proxied, "ella3", f"{b}, {a}") == "too_many_registrations"
+    # A name or password outside the rules costs nothing and is not counted.
+    assert register(proxied, "fay", b, password="short") == "invalid_field"
+    assert register(proxied, "fay", b) == "ok"
+    assert register(proxied, "fay2", b) == "ok"
+    assert register(proxied, "fay3", b) == "too_many_registrations"
+
+
+def test_registrations_sent_in_parallel_are_held_to_the_limit(
+    proxied: ServerProcess,
+) -> None:
+    names = [f"gil{n}" for n in range(8)]
+    with ThreadPoolExecutor(len(names)) as pool:
+        codes = list(pool.map(lambda n: register(proxied, n, "198.51.100.61"), names))
+    assert codes.count("ok") == 2
+    assert codes.count("too_many_registrations") == len(names) - 2
