@@ -145,6 +145,9 @@ class SpawnedServer:
             str(self.data_dir),
             "--tick-rate",
             str(self.tick_rate),
+            # Every room comes from this one address.
+            "--max-lobbies-per-address",
+            "1000000",
         ]
         # taskset execs the server in place, so the pid we hold is the server's.
         if shutil.which("taskset") and {SERVER_CPU, GENERATOR_CPU} <= CPUS:

@@ -11,6 +11,7 @@ import uvloop
 
 from .app import StartupError, serve
 from .config import Config
+from .net.forwarded import parse_networks
 
 
 def parse_args(argv: list[str] | None = None) -> Config:
@@ -47,16 +48,35 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="base URL clients reach the server at, if not https://HOST:PORT",
     )
     p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (IP address or CIDR network) whose X-Forwarded-For "
+        "names the client, for per-address limits and logs; repeat it or "
+        "separate with commas (none: the header is ignored)",
+    )
+    p.add_argument(
         "--max-lobbies",
         type=int,
         default=d.max_lobbies,
         help="open lobbies held at once; create answers 503 beyond (%(default)s)",
     )
     p.add_argument(
+        "--max-lobbies-per-address",
+        type=int,
+        default=d.max_lobbies_per_address,
+        help="lobbies created from one client address held at once, from "
+        "creation until closed, expired or their game ended; create answers "
+        "429 beyond (%(default)s)",
+    )
+    p.add_argument(
         "--max-connections-per-address",
         type=int,
         default=d.max_connections_per_address,
-        help="open connections one address may hold (%(default)s)",
+        help="open connections one address may hold; it is checked before any "
+        "header is read, so it counts the TCP peer, never a forwarded "
+        "address (%(default)s)",
     )
     p.add_argument(
         "--hello-timeout",
@@ -150,6 +170,20 @@ def parse_args(argv: list[str] | None = None) -> Config:
         help="seconds a failed login counts against its account and address "
         "(%(default)s)",
     )
+    p.add_argument(
+        "--registrations-per-address",
+        type=int,
+        default=d.registrations_per_address,
+        help="registrations from one client address within "
+        "--registration-window before 429; every attempt with a valid name "
+        "and password counts, an account made or not (%(default)s)",
+    )
+    p.add_argument(
+        "--registration-window",
+        type=float,
+        default=d.registration_window,
+        help="seconds a registration counts against its address (%(default)s)",
+    )
     p.add_argument("--log-level", default=d.log_level, help="(%(default)s)")
     a = p.parse_args(argv)
     if (a.cert is None) != (a.key is None):
@@ -162,14 +196,22 @@ def parse_args(argv: list[str] | None = None) -> Config:
         p.error("--lobby-idle-timeout is 1..86400 seconds")
     if not 1 <= a.seat_timeout <= 86400:
         p.error("--seat-timeout is 1..86400 seconds")
-    if a.max_lobbies < 1:
-        p.error("--max-lobbies is at least 1")
+    if a.max_lobbies < 1 or a.max_lobbies_per_address < 1:
+        p.error("--max-lobbies and --max-lobbies-per-address are at least 1")
     if not 60 <= a.session_ttl <= 365 * 86400:
         p.error("--session-ttl is 60..31536000 seconds")
     if a.login_failures_per_account < 1 or a.login_failures_per_address < 1:
         p.error("--login-failures-per-account and -per-address are at least 1")
     if not 1 <= a.login_window <= 86400:
         p.error("--login-window is 1..86400 seconds")
+    if a.registrations_per_address < 1:
+        p.error("--registrations-per-address is at least 1")
+    if not 1 <= a.registration_window <= 7 * 86400:
+        p.error("--registration-window is 1..604800 seconds")
+    try:
+        proxies = parse_networks(a.trusted_proxy)
+    except ValueError as exc:
+        p.error(f"--trusted-proxy: {exc}")
     origins = tuple(o.strip() for o in a.allowed_origins.split(",") if o.strip())
     timeouts = ("hello_timeout", "request_timeout", "ping_after", "ping_timeout")
     others = ("slow_reader_timeout", "reconnect_grace")
@@ -185,6 +227,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         cert_file=a.cert,
         key_file=a.key,
         public_url=a.public_url,
+        trusted_proxies=proxies,
         tick_rate=a.tick_rate,
         points_to_win=a.points_to_win,
         hello_timeout=a.hello_timeout,
@@ -196,6 +239,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         ping_timeout=a.ping_timeout,
         slow_reader_timeout=a.slow_reader_timeout,
         max_lobbies=a.max_lobbies,
+        max_lobbies_per_address=a.max_lobbies_per_address,
         max_connections_per_address=a.max_connections_per_address,
         log_level=a.log_level.upper(),
         guests_may_host=a.guests_may_host,
@@ -204,6 +248,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         login_failures_per_account=a.login_failures_per_account,
         login_failures_per_address=a.login_failures_per_address,
         login_window=a.login_window,
+        registrations_per_address=a.registrations_per_address,
+        registration_window=a.registration_window,
     )
 
 

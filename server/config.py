@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 
@@ -16,6 +17,8 @@ class Config:
     cert_file: Path | None = None  # default: a self-signed pair under data_dir
     key_file: Path | None = None
     public_url: str | None = None  # base URL clients reach us at, e.g. behind a proxy
+    # Reverse proxies whose X-Forwarded-For names the client (server.net.forwarded).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     tick_rate: int = 60
     points_to_win: int = 5
     max_players: int = 4
@@ -26,6 +29,9 @@ class Config:
     max_frame: int = 4 * 1024  # WebSocket message bytes; more closes with 1009
     max_send_buffer: int = 256 * 1024  # per socket; snapshots are dropped above
     max_lobbies: int = 10_000  # open lobbies in memory; more is answered 503
+    # Lobbies one client address may hold, from creation until they close
+    # (their game ended included); one more create is answered 429.
+    max_lobbies_per_address: int = 20
     max_connections_per_address: int = 1024  # more is answered 429 and closed
     max_catchup_ticks: int = 5  # ticks replayed after a stall; the rest skipped
     hello_timeout: float = 10.0  # seconds a socket has to authenticate
@@ -47,6 +53,8 @@ class Config:
     login_failures_per_account: int = 5  # within login_window; then 429
     login_failures_per_address: int = 20  # within login_window; then 429
     login_window: float = 300.0  # seconds a failed login is counted for
+    registrations_per_address: int = 10  # within registration_window; then 429
+    registration_window: float = 3600.0  # seconds a registration is counted for
     max_avatar_body: int = 512 * 1024  # bytes of an avatar upload; more is 413
     max_avatar_side: int = 1024  # pixels of either side; more is 413
 

@@ -52,6 +52,9 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("username_taken", 409, "That username is taken."),
     ErrorCode("too_many_attempts", 429, "Too many failed logins."),
     ErrorCode(
+        "too_many_registrations", 429, "Too many registrations from your address."
+    ),
+    ErrorCode(
         "csrf_failed",
         403,
         "CSRF check failed: send the csrftoken cookie's value in X-CSRFToken.",
@@ -74,6 +77,11 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("not_ready", 409, "Every player must be connected and ready."),
     ErrorCode("too_few_players", 409, "A game needs at least two players."),
     ErrorCode("server_busy", 503, "The server is at its limit; try again later."),
+    ErrorCode(
+        "too_many_lobbies",
+        429,
+        "Your address holds too many lobbies; close or finish one first.",
+    ),
     # WebSocket frames.
     ErrorCode("bad_frame", 400, "The frame is not a valid message."),
     ErrorCode("unknown_type", 400, "Unknown message type."),

@@ -28,6 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 15.0  # seconds from spawn to "listening on"
 STOP_TIMEOUT = 15.0  # app.py gives itself 10 s to shut down
 _LISTENING = re.compile(r"listening on (\S+)")
+# The module-wide servers below serve every test of a module, all from
+# 127.0.0.1: together they hold more lobbies and make more accounts than one
+# address may by default. tests/net/test_per_address.py tests those limits.
+SHARED_FLAGS = (
+    *("--max-lobbies-per-address", "1000"),
+    *("--registrations-per-address", "1000"),
+)
 
 
 @dataclass
@@ -134,8 +141,9 @@ def start_server(
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A TLS server with the default settings (a self-signed certificate)."""
-    running = start_server(tmp_path_factory.mktemp("server"))
+    """A TLS server with the default settings (a self-signed certificate),
+    but for the per-address limits (``SHARED_FLAGS``)."""
+    running = start_server(tmp_path_factory.mktemp("server"), extra=SHARED_FLAGS)
     yield running
     assert running.stop() == 0
     assert running.errors() == [], "the server logged errors of its own"
@@ -143,8 +151,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """A server started with --plain-http, as behind a TLS-terminating proxy."""
-    running = start_server(tmp_path_factory.mktemp("plain"), tls=False)
+    """A server started with --plain-http, as behind a TLS-terminating proxy
+    (and ``SHARED_FLAGS``)."""
+    running = start_server(
+        tmp_path_factory.mktemp("plain"), tls=False, extra=SHARED_FLAGS
+    )
     yield running
     assert running.stop() == 0
     assert running.errors() == [], "the server logged errors of its own"

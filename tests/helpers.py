@@ -71,10 +71,14 @@ def request(
 
 
 def post(
-    base_url: str, path: str, body: Any, token: str | None = None
+    base_url: str,
+    path: str,
+    body: Any,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, Any]:
-    """POST ``body`` as JSON; (status, JSON answer)."""
-    headers = {"Content-Type": "application/json"}
+    """POST ``body`` as JSON, with ``headers`` too; (status, JSON answer)."""
+    headers = {"Content-Type": "application/json", **(headers or {})}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     status, answer, _ = request(

@@ -107,6 +107,7 @@ def test_rule_default_is_documented(doc: str, name: str) -> None:
         f"| {Config().max_frame} bytes |",
         f"| {Config().hello_timeout:g} seconds |",
         f"| {Config().max_lobbies} (`--max-lobbies`) |",
+        f"| {Config().max_lobbies_per_address} (`--max-lobbies-per-address`) |",
     ],
 )
 def test_limit_is_documented(doc: str, cell: str) -> None:

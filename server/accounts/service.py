@@ -30,7 +30,7 @@ from ..store import (
 )
 from . import passwords
 from .names import clean_username, username_key
-from .throttle import LoginThrottle
+from .throttle import LoginThrottle, RegistrationThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -61,17 +61,29 @@ class AccountService:
             config.login_failures_per_address,
             config.login_window,
         )
+        self.registrations = RegistrationThrottle(
+            config.registrations_per_address, config.registration_window
+        )
 
     async def open(self) -> None:
         """Forget sessions that can no longer open anything."""
         purged = await self.store.purge_sessions(time.time())
         logger.info("purged %d expired or revoked sessions", purged)
 
-    async def register(self, username: str, password: str) -> dict[str, Any]:
+    async def register(
+        self, username: str, password: str, address: str
+    ) -> dict[str, Any]:
+        """A new account, or ClientError; nothing is logged in.
+
+        A name or password outside the rules is refused at once and not
+        counted. Every other attempt counts against ``address``; over its
+        bound the attempt is refused before the password is hashed.
+        """
         shown, key = clean_username(username)
-        hashed = await asyncio.to_thread(
-            passwords.hash_password, check_password(password)
-        )
+        checked = check_password(password)
+        self.registrations.attempt(address, time.monotonic())
+        async with self._hashing:
+            hashed = await asyncio.to_thread(passwords.hash_password, checked)
         now = time.time()
         player = PlayerRecord(ids.random_id(16), "user", shown, now)
         user = UserRecord(player.id, shown, key, hashed, now)
@@ -79,7 +91,7 @@ class AccountService:
             await self.store.create_user(user, player)
         except DuplicateNameError as exc:
             raise ClientError("username_taken") from exc
-        logger.info("user %s registered as player %s", key, player.id)
+        logger.info("user %s registered as player %s from %s", key, player.id, address)
         return {
             "message": f"Account {shown} created; log in to use it.",
             "player_id": player.id,

@@ -1,4 +1,4 @@
-"""Login throttling: failed attempts counted per account and per address.
+"""Throttling: failed logins per account and address; registrations per address.
 
 Each key (a normalized username, or a client address) keeps the times of
 its failures within the last ``window`` seconds. A key with ``limit`` of
@@ -11,16 +11,23 @@ its password is checked (which takes a while, in a thread): otherwise every
 guess sent in parallel would pass the check before the first one failed.
 A success then takes its own count back.
 
-Both tables are bounded (``MAX_KEYS`` each). At the bound the key touched
+Every table is bounded (``MAX_KEYS`` each). At the bound the key touched
 longest ago is dropped, so memory stays fixed whatever an attacker sends.
 The price: someone who fails logins for more than ``MAX_KEYS`` other names
 within a window can push an account's count out early. Refusing every
 login at the bound would instead let that same person lock everyone out.
 
-The address is the TCP peer's. Behind a reverse proxy every client has the
-proxy's address, so the per-address limit then counts everyone together;
-set ``--login-failures-per-address`` high there. Trusting a forwarded-for
-header would need a setting naming the proxies to trust, which there is not.
+Registrations are counted per address in the same way
+(``RegistrationThrottle``, ``too_many_registrations``): each is counted when
+it is let through, before its password is hashed, and every one counts, an
+account made or not. A taken name still cost a hash, and tells which names
+exist. The caller refuses a name or password outside the rules first, which
+costs nothing and is not counted.
+
+The address is the client's as ``server.net.forwarded`` finds it: the TCP
+peer's, or, for a request from a proxy named by ``--trusted-proxy``, the one
+its X-Forwarded-For gives. Behind a proxy not named so, every client has the
+proxy's address and the per-address limit counts them all together.
 """
 
 from __future__ import annotations
@@ -39,10 +46,11 @@ MAX_KEYS = 10_000
 class _Window:
     """Failure times per key within a sliding window, oldest key first."""
 
-    def __init__(self, limit: int, window: float, max_keys: int) -> None:
+    def __init__(self, limit: int, window: float, max_keys: int, name: str) -> None:
         self.limit = limit
         self.window = window
         self.max_keys = max_keys
+        self.name = name  # for the log
         self.failures: collections.OrderedDict[str, collections.deque[float]] = (
             collections.OrderedDict()
         )
@@ -67,7 +75,7 @@ class _Window:
         self.failures[key] = times
         if len(self.failures) > self.max_keys:
             self.failures.popitem(last=False)
-            logger.warning("login throttle table full; dropped its oldest key")
+            logger.warning("%s table full; dropped its oldest key", self.name)
 
     def clear(self, key: str) -> None:
         self.failures.pop(key, None)
@@ -79,6 +87,12 @@ class _Window:
             times.remove(when)
 
 
+def _refuse(code: str, wait: float) -> ClientError:
+    """The answer to a key at its limit: when to try again, in whole seconds."""
+    seconds = max(1, math.ceil(wait))
+    return ClientError(code, f"try again in {seconds} s", retry_after=seconds)
+
+
 class LoginThrottle:
     def __init__(
         self,
@@ -87,8 +101,8 @@ class LoginThrottle:
         window: float,
         max_keys: int = MAX_KEYS,
     ) -> None:
-        self.accounts = _Window(per_account, window, max_keys)
-        self.addresses = _Window(per_address, window, max_keys)
+        self.accounts = _Window(per_account, window, max_keys, "login (accounts)")
+        self.addresses = _Window(per_address, window, max_keys, "login (addresses)")
 
     def attempt(self, account: str, address: str, now: float) -> None:
         """Let one attempt through, counted as failed until ``succeeded``.
@@ -97,10 +111,7 @@ class LoginThrottle:
         """
         wait = max(self.accounts.wait(account, now), self.addresses.wait(address, now))
         if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            raise ClientError(
-                "too_many_attempts", f"try again in {seconds} s", retry_after=seconds
-            )
+            raise _refuse("too_many_attempts", wait)
         self.accounts.add(account, now)
         self.addresses.add(address, now)
 
@@ -108,3 +119,18 @@ class LoginThrottle:
         """The attempt let through at ``began`` was right: clear the account."""
         self.accounts.clear(account)
         self.addresses.discard(address, began)
+
+
+class RegistrationThrottle:
+    def __init__(self, per_address: int, window: float, max_keys: int = MAX_KEYS):
+        self.addresses = _Window(per_address, window, max_keys, "registration")
+
+    def attempt(self, address: str, now: float) -> None:
+        """Let one registration through, counted whatever its outcome.
+
+        Raises ``too_many_registrations`` if the address is at its limit.
+        """
+        wait = self.addresses.wait(address, now)
+        if wait > 0:
+            raise _refuse("too_many_registrations", wait)
+        self.addresses.add(address, now)

@@ -68,6 +68,9 @@ class Lobby:
     # Monotonic time since when no member has had a socket; None while one
     # has. An open lobby idle for long enough expires.
     idle_since: float | None = None
+    # The client address that created it, counted against
+    # max_lobbies_per_address while the lobby is held; None if not known.
+    creator: str | None = None
 
     # Seats and names --------------------------------------------------------
 

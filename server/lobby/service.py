@@ -17,6 +17,13 @@ Results are written outside the tick: the room reports a finished round or
 game, and ``_persist`` queues the write as a task chained after the room's
 previous write, so a game's rows land in order and the final GAME_END goes
 out only once the game is committed.
+
+A lobby is held in ``lobbies`` from its creation until it closes, by any
+path: the host closes it, it expires, its last member leaves, it is left
+without anyone allowed to host, or its game ends. ``_hold`` and ``_drop``
+are the only ways in and out, and they keep ``_per_address``, the lobbies
+each creating address holds, in step: ``max_lobbies_per_address`` bounds
+those, open, starting and started alike, as ``max_lobbies`` bounds them all.
 """
 
 from __future__ import annotations
@@ -124,6 +131,10 @@ class LobbyService:
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
         self._sweeper: asyncio.TimerHandle | None = None
         self._creating = 0  # lobby creations awaiting their write
+        # Lobbies held (and creations awaiting their write) per creating
+        # address. An address is a key only while it holds one, so the table
+        # has at most max_lobbies keys.
+        self._per_address: dict[str, int] = {}
 
     # Start and stop -------------------------------------------------------
 
@@ -166,7 +177,9 @@ class LobbyService:
             self._tokens[m.token_hash] = (lobby, member)
             if m.player_id == record.host_player_id:
                 lobby.host_seat = m.seat
-        self.lobbies[lobby.id] = lobby
+        # The store does not keep who created a lobby, so one restored at a
+        # start counts against no address (creator None).
+        self._hold(lobby)
 
     # Lobbies over HTTP ------------------------------------------------------
 
@@ -176,11 +189,14 @@ class LobbyService:
         points_to_win: int | None,
         max_players: int | None,
         user: PlayerRecord | None = None,
+        address: str | None = None,
     ) -> dict[str, Any]:
         """A new lobby hosted by ``user`` if logged in, else by a new guest.
 
         A user hosts under their own name (``host_name`` is ignored); a guest
         needs ``host_name``, and may host only while guests_may_host is on.
+        ``address`` is the client's; it may hold max_lobbies_per_address
+        lobbies at once (None: not counted).
         """
         if user is not None:
             name = user.display_name
@@ -196,22 +212,32 @@ class LobbyService:
             raise ClientError("invalid_field", f"max_players is 2..{MAX_LOCAL_PLAYERS}")
         if self._open_count() >= self.config.max_lobbies:
             raise ClientError("server_busy")
+        limit = self.config.max_lobbies_per_address
+        if address is not None and self._per_address.get(address, 0) >= limit:
+            logger.warning("%s: refused a lobby, holds %d already", address, limit)
+            raise ClientError("too_many_lobbies", f"at most {limit} at once")
 
         now = time.time()
         player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
         token, token_hash = ids.new_token()
-        # Hold a place under max_lobbies while the write is awaited, so that
-        # concurrent creates cannot all pass the check above.
+        # Hold a place under max_lobbies, and under the address's limit,
+        # while the write is awaited, so that concurrent creates cannot all
+        # pass the checks above. _hold counts the address again; this
+        # place is given back either way.
         self._creating += 1
+        self._count(address, 1)
         try:
             lobby_id = await self._insert_lobby(player, token_hash, seats, points)
         finally:
             self._creating -= 1
+            self._count(address, -1)
 
-        lobby = Lobby(lobby_id, seats, points, now, idle_since=time.monotonic())
+        lobby = Lobby(
+            lobby_id, seats, points, now, idle_since=time.monotonic(), creator=address
+        )
         host = Member(0, player.id, name, token_hash, now, user=user is not None)
         lobby.members[0] = host
-        self.lobbies[lobby_id] = lobby
+        self._hold(lobby)
         self._tokens[token_hash] = (lobby, host)
         self.counters.lobbies_created += 1
         logger.info("lobby %s created by %r", lobby_id, name)
@@ -348,6 +374,26 @@ class LobbyService:
         """Open lobbies and unopened local games: what max_lobbies bounds."""
         return len(self.lobbies) + len(self._waiting_local) + self._creating
 
+    def _hold(self, lobby: Lobby) -> None:
+        """Keep ``lobby`` in memory, counted against its creator's address."""
+        self.lobbies[lobby.id] = lobby
+        self._count(lobby.creator, 1)
+
+    def _drop(self, lobby: Lobby) -> None:
+        """Forget a lobby that has closed, if held; its address counts one less."""
+        if self.lobbies.get(lobby.id) is lobby:
+            del self.lobbies[lobby.id]
+            self._count(lobby.creator, -1)
+
+    def _count(self, address: str | None, change: int) -> None:
+        if address is None:
+            return
+        held = self._per_address.get(address, 0) + change
+        if held:
+            self._per_address[address] = held
+        else:
+            del self._per_address[address]
+
     def _points(self, points_to_win: int | None) -> int:
         if points_to_win is None:
             return self.config.points_to_win
@@ -415,12 +461,12 @@ class LobbyService:
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
         lobby.status = CLOSED
-        del self.lobbies[lobby.id]
+        self._drop(lobby)
         try:
             await self.store.set_lobby_status(lobby.id, CLOSED, time.time())
         except BaseException:
             lobby.status = OPEN
-            self.lobbies[lobby.id] = lobby
+            self._hold(lobby)
             raise
         self._void_seats(lobby, "the host closed it")
         logger.info("lobby %s closed by its host", lobby.id)
@@ -786,7 +832,7 @@ class LobbyService:
         closed = emptied or not lobby.host_is_allowed(guests_may_host)
         if closed:
             lobby.status = CLOSED
-            del self.lobbies[lobby.id]
+            self._drop(lobby)
 
         now = time.time()
         try:
@@ -826,7 +872,7 @@ class LobbyService:
     ) -> None:
         if closed:
             lobby.status = OPEN
-            self.lobbies[lobby.id] = lobby
+            self._hold(lobby)
         if member.seat not in lobby.members:
             lobby.members[member.seat] = member
             if was_host:
@@ -917,7 +963,7 @@ class LobbyService:
 
     def _expire(self, lobby: Lobby) -> None:
         lobby.status = CLOSED
-        del self.lobbies[lobby.id]
+        self._drop(lobby)
         for member in lobby.members.values():
             self._tokens.pop(member.token_hash, None)
         self._persist_lobby(self.store.set_lobby_status(lobby.id, CLOSED, time.time()))
@@ -1102,7 +1148,7 @@ class LobbyService:
         lobby = self._lobby_of_room.pop(room.game_id, None)
         if lobby is not None:
             lobby.status = CLOSED
-            self.lobbies.pop(lobby.id, None)
+            self._drop(lobby)
             hashes = [member.token_hash for member in lobby.members.values()]
             for member in lobby.members.values():
                 timer = self._grace.pop(member, None)

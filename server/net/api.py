@@ -168,6 +168,7 @@ class Router:
             int_field(body, "points_to_win"),
             int_field(body, "max_players"),
             user,
+            request.address,
         )
         return json_response(201, result)
 
@@ -217,7 +218,7 @@ class Router:
     async def register(self, request: Request, _: list[str]) -> Response:
         body = parse_json(request)
         result = await self.context.accounts.register(
-            text_field(body, "username"), text_field(body, "password")
+            text_field(body, "username"), text_field(body, "password"), request.address
         )
         return json_response(201, result)
 
@@ -229,7 +230,7 @@ class Router:
         token, session, player = await self.context.accounts.login(
             text_field(body, "username"),
             text_field(body, "password"),
-            request.peer.rpartition(":")[0],
+            request.address,
         )
         result: dict[str, Any] = {
             "message": f"Logged in as {player.display_name}.",

@@ -14,6 +14,14 @@ The raw bytes of that request, and anything the client sent after it, go to
 ``server.net.ws.WebSocketSession``, which runs the handshake with the
 websockets Sans-I/O protocol; from then on this object only forwards bytes
 and the loss of the connection to the session.
+
+Who the client is. ``address`` is the TCP peer's, and the per-address
+connection cap counts by it: the cap is checked when the connection is
+accepted, before a byte of any header has been read. Every request, the
+WebSocket upgrade included, then names its client by ``client_address``
+(``server.net.forwarded``): the peer's address, or, from a trusted proxy,
+the one its X-Forwarded-For gives. The limits counted per request (failed
+logins, registrations, lobbies) and the log lines about a request use that.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import orjson
 
 from ..errors import ClientError
 from .auth import origin_allowed
+from .forwarded import client_address
 from .ws import WebSocketSession
 
 if TYPE_CHECKING:
@@ -40,6 +49,7 @@ MAX_HEADERS = 100  # header lines per request; more is answered 431
 MAX_PIPELINE = 16  # requests queued on one connection; more closes it
 KEEPALIVE_TIMEOUT = 30.0  # seconds an idle keep-alive connection stays open
 AVATAR_PATH = b"/api/me/avatar"  # the one path whose body may be larger
+FORWARDED_FOR = "x-forwarded-for"
 
 REASONS = {
     200: "OK",
@@ -71,7 +81,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
-    peer: str
+    peer: str  # the connection, for logs: "ip:port", or "client via ip:port"
+    address: str  # the client's, for per-address limits (server.net.forwarded)
 
 
 @dataclass(slots=True)
@@ -109,7 +120,7 @@ class HttpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._counted = False  # holds a place in context.per_address
-        self.address = "?"
+        self.address = "?"  # the TCP peer's; see the module's docstring
         self._reset()
 
     def _reset(self) -> None:
@@ -204,7 +215,11 @@ class HttpConnection(asyncio.Protocol):
         if self._header_count > MAX_HEADERS:
             raise ClientError("headers_too_large")
         key = name.decode("latin-1").lower()
-        self._headers[key] = value.decode("latin-1")
+        text = value.decode("latin-1")
+        if key == FORWARDED_FOR and key in self._headers:
+            # Repeated lines are one comma-separated list (RFC 9110, 5.3).
+            text = f"{self._headers[key]}, {text}"
+        self._headers[key] = text
 
     def _count_header_bytes(self, n: int) -> None:
         self._header_bytes += n
@@ -240,6 +255,7 @@ class HttpConnection(asyncio.Protocol):
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next; see _upgrade
         url = self._parse_url()
+        address, peer = self._client()
         request = Request(
             method=self.parser.get_method().decode("ascii", "replace"),
             path=(url.path or b"/").decode("utf-8", "replace"),
@@ -247,10 +263,20 @@ class HttpConnection(asyncio.Protocol):
             headers=self._headers,
             body=bytes(self._body),
             keep_alive=self.parser.should_keep_alive(),
-            peer=self.peer,
+            peer=peer,
+            address=address,
         )
         self._reset()
         self._enqueue(request)
+
+    def _client(self) -> tuple[str, str]:
+        """The current request's client address, and its name for logs."""
+        forwarded = self._headers.get(FORWARDED_FOR)
+        proxies = self.context.config.trusted_proxies
+        address = client_address(proxies, self.address, forwarded)
+        if address == self.address:
+            return address, self.peer
+        return address, f"{address} via {self.peer}"
 
     def _parse_url(self) -> Any:  # httptools' URL: .path and .query, as bytes
         try:
@@ -342,8 +368,9 @@ class HttpConnection(asyncio.Protocol):
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
             return
+        _, peer = self._client()
         if not origin_allowed(self.context.config, self._headers):
-            logger.warning("%s: WebSocket from a refused origin", self.peer)
+            logger.warning("%s: WebSocket from a refused origin", peer)
             self._fail(ClientError("origin_not_allowed"))
             return
         if self._timer is not None:
@@ -356,7 +383,7 @@ class HttpConnection(asyncio.Protocol):
             # completion reset the buffer: the handshake bytes are gone.
             self._fail(ClientError("bad_request", "upgrade pipelined"))
             return
-        session = WebSocketSession(self.transport, self.context, self.peer)
+        session = WebSocketSession(self.transport, self.context, peer)
         refused = session.start(raw)
         if refused is not None:
             self._fail(refused)

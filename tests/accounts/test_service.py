@@ -27,7 +27,7 @@ async def accounts(tmp_path: Path) -> AsyncIterator[AccountService]:
 async def test_a_session_stops_working_when_it_expires(
     accounts: AccountService,
 ) -> None:
-    await accounts.register("kim", "long enough")
+    await accounts.register("kim", "long enough", "127.0.0.1")
     token, _, player = await accounts.login("kim", "long enough", "10.0.0.1")
     assert await accounts.authenticate(token) == player
     await asyncio.sleep(0.4)

@@ -20,7 +20,7 @@ WEB = Path(__file__).resolve().parents[2] / "server" / "web"
 
 
 def make_request(path: str, **headers: str) -> Request:
-    return Request("GET", path, "", headers, b"", True, "test")
+    return Request("GET", path, "", headers, b"", True, "test", "test")
 
 
 @pytest.fixture

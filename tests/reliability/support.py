@@ -100,8 +100,15 @@ def rows(db_path: Path, sql: str, *params: object) -> list[sqlite3.Row]:
         return conn.execute(sql, params).fetchall()
 
 
+# A churn's lobbies all come from this machine's one address and stay open:
+# the server under it must let one address hold that many.
+CHURN_FLAGS = ("--max-lobbies-per-address", "1000000")
+
+
 class LobbyChurn:
     """Threads that create lobbies, and join each once, until stopped.
+
+    The server needs ``CHURN_FLAGS``.
 
     ``answered`` holds every lobby the server said it made: the server writes
     before it answers, so each of them must be in the database from then on.

@@ -20,7 +20,12 @@ from typing import Any
 from bench.bot import Api, Bot, Snapshot
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.reliability.support import LobbyChurn, assert_database_sound, rows
+from tests.reliability.support import (
+    CHURN_FLAGS,
+    LobbyChurn,
+    assert_database_sound,
+    rows,
+)
 
 GAMES = 20
 MARGIN = 20.0  # field units between the ball's edge and a dodging paddle's end
@@ -88,7 +93,7 @@ async def local_game(api: Api) -> dict[str, Any]:
 async def test_twenty_games_end_together_while_lobbies_churn(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
-    server = server_factory(tls=False)
+    server = server_factory(tls=False, extra=CHURN_FLAGS)
     api = Api(server.base_url)
     with LobbyChurn(server.base_url) as churn:
         ends = await asyncio.gather(*(local_game(api) for _ in range(GAMES)))

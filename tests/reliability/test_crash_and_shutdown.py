@@ -32,7 +32,12 @@ from bench.bot import Api, Bot, run_lobby_game
 from server import protocol
 from tests.conftest import ServerProcess
 from tests.helpers import TIMEOUT, close_all, get, seated_bots
-from tests.reliability.support import LobbyChurn, assert_database_sound, rows
+from tests.reliability.support import (
+    CHURN_FLAGS,
+    LobbyChurn,
+    assert_database_sound,
+    rows,
+)
 
 SHUTDOWN_BUDGET = 10.0  # seconds; app.py's SHUTDOWN_TIMEOUT
 
@@ -66,7 +71,7 @@ def local_body() -> dict[str, Any]:
 async def test_sigkill_mid_game_then_restart(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
-    first = server_factory(tls=False)
+    first = server_factory(tls=False, extra=CHURN_FLAGS)
     api = Api(first.base_url)
 
     done = await run_lobby_game(api, 2, 1, skill=(1.0, 0.0), seed=2)

@@ -7,7 +7,9 @@ for one that needs no privilege drop. Each swap must match exactly once, so
 a change to the shipped file that the test no longer covers fails loudly.
 The routes are left as they are, and are what is tested: the API, the
 restricted metrics, the redirect from plain HTTP, the JSON 404 for anything
-else, and a whole remote game over wss:// through the proxy.
+else, a whole remote game over wss:// through the proxy, and that the server
+(run with ``--trusted-proxy 127.0.0.1`` as deploy/README.md says) counts two
+clients of nginx apart.
 
 nginx comes from Debian (.ci/run installs it). Without it the test is
 skipped on a workstation, and fails under CI=true, where it must run.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -159,9 +162,14 @@ def nginx_in_front(
 
 
 def fetch(
-    port: int, path: str, source: str = "127.0.0.1"
+    port: int,
+    path: str,
+    source: str = "127.0.0.1",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
-    """GET over TLS to nginx from ``source``; status, headers, body."""
+    """GET (POST with a ``body``) over TLS to nginx from ``source``; status,
+    headers, body."""
     conn = http.client.HTTPSConnection(
         "127.0.0.1",
         port,
@@ -170,12 +178,21 @@ def fetch(
         source_address=(source, 0),
     )
     try:
-        conn.request("GET", path)
+        conn.request("GET" if body is None else "POST", path, body, headers or {})
         response = conn.getresponse()
-        headers = {k.lower(): v for k, v in response.getheaders()}
-        return response.status, headers, response.read()
+        answer = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, answer, response.read()
     finally:
         conn.close()
+
+
+def failed_login(port: int, source: str, forged: str | None = None) -> int:
+    """A wrong password through nginx from ``source``; the status."""
+    body = json.dumps({"username": "nobody", "password": "a wrong guess"})
+    headers = {"Content-Type": "application/json"}
+    if forged is not None:
+        headers["X-Forwarded-For"] = forged  # nginx appends the real one
+    return fetch(port, "/api/login/", source, body.encode(), headers)[0]
 
 
 async def test_a_game_through_nginx(
@@ -186,7 +203,9 @@ async def test_a_game_through_nginx(
     # The server logs its public URL, not the port it took, so it gets a
     # port of our choosing (the later --port wins over the factory's 0).
     public = ("--public-url", f"https://127.0.0.1:{https}")
-    server = server_factory(tls=False, extra=(*public, "--port", str(upstream)))
+    # As deploy/README.md says to run it: nginx's X-Forwarded-For believed.
+    proxy = ("--trusted-proxy", "127.0.0.1", "--login-failures-per-address", "1")
+    server = server_factory(tls=False, extra=(*public, *proxy, "--port", str(upstream)))
     folder = tmp_path / "nginx"
     with nginx_in_front(nginx, folder, upstream, https, plain):
         await through_nginx(server, https, plain, folder)
@@ -235,6 +254,11 @@ async def through_nginx(
     assert status == 200 and view["status"] == "finished"
     (stored,) = rows(server.db_path, "SELECT * FROM games WHERE id = ?", run.game_id)
     assert stored["status"] == "finished" and stored["winner_seat"] == 0
+    # Two clients are two addresses to the server, however they dress up.
+    assert failed_login(https, "127.0.0.2") == 401
+    assert failed_login(https, "127.0.0.2", forged="127.0.0.3") == 429
+    assert failed_login(https, "127.0.0.1") == 401
+
     upgrades = re.findall(
         r'"GET /ws/ HTTP/1\.1" 101 ', (folder / "access.log").read_text()
     )
