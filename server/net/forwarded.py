@@ -22,6 +22,11 @@ If every entry is a trusted proxy, the leftmost is the client.
 Addresses are kept in the ``ipaddress`` module's canonical text, and an
 IPv4-mapped IPv6 address as the IPv4 one, so that one client always gives
 one key.
+
+Limits count an IPv6 client by its /64 network (``limit_key``): one
+subscriber is usually given a whole /64, and could otherwise take a fresh
+address, and a fresh allowance, for every request. IPv4 addresses count
+one by one. The price is that hosts sharing a /64 share the limits.
 """
 
 from __future__ import annotations
@@ -52,6 +57,15 @@ def _parse(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         return address.ipv4_mapped
     return address
+
+
+def limit_key(address: str) -> str:
+    """The key per-address limits count ``address`` under: itself, or for
+    IPv6 its /64 network (written like ``2001:db8:1:2::/64``)."""
+    parsed = _parse(address)
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return address if parsed is None else str(parsed)
 
 
 def _trusted(address: Address, proxies: tuple[Network, ...]) -> bool:

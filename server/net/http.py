@@ -37,7 +37,7 @@ import orjson
 
 from ..errors import ClientError
 from .auth import origin_allowed
-from .forwarded import client_address
+from .forwarded import client_address, limit_key
 from .ws import WebSocketSession
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Request:
     body: bytes
     keep_alive: bool
     peer: str  # the connection, for logs: "ip:port", or "client via ip:port"
-    address: str  # the client's, for per-address limits (server.net.forwarded)
+    address: str  # the client's limit key: server.net.forwarded.limit_key
 
 
 @dataclass(slots=True)
@@ -121,6 +121,7 @@ class HttpConnection(asyncio.Protocol):
         self._closing = False
         self._counted = False  # holds a place in context.per_address
         self.address = "?"  # the TCP peer's; see the module's docstring
+        self._limit_key = "?"  # what the connection cap counts it under
         self._reset()
 
     def _reset(self) -> None:
@@ -141,18 +142,19 @@ class HttpConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.address = str(peer[0]) if peer else "?"
+        self._limit_key = limit_key(self.address)
         self.context.metrics.connections += 1
 
         # Each address may hold a bounded number of connections; one more is
         # answered 429 and closed, before any of its bytes are read.
         per_address = self.context.per_address
-        held = per_address.get(self.address, 0)
+        held = per_address.get(self._limit_key, 0)
         if held >= self.context.config.max_connections_per_address:
             logger.warning("%s: over the per-address connection cap", self.peer)
             self._closing = True
             self._write(error_response(ClientError("too_many_connections")), False)
             return
-        per_address[self.address] = held + 1
+        per_address[self._limit_key] = held + 1
         self._counted = True
         self._arm_idle_timer()
 
@@ -181,11 +183,11 @@ class HttpConnection(asyncio.Protocol):
         self.context.metrics.connections -= 1
         if self._counted:
             per_address = self.context.per_address
-            left = per_address[self.address] - 1
+            left = per_address[self._limit_key] - 1
             if left:
-                per_address[self.address] = left
+                per_address[self._limit_key] = left
             else:
-                del per_address[self.address]
+                del per_address[self._limit_key]
         if self._timer is not None:
             self._timer.cancel()
         if self.ws is not None:
@@ -264,7 +266,7 @@ class HttpConnection(asyncio.Protocol):
             body=bytes(self._body),
             keep_alive=self.parser.should_keep_alive(),
             peer=peer,
-            address=address,
+            address=limit_key(address),
         )
         self._reset()
         self._enqueue(request)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from server.__main__ import parse_args
-from server.net.forwarded import client_address, parse_networks
+from server.net.forwarded import client_address, limit_key, parse_networks
 
 PROXIES = parse_networks(["127.0.0.1", "10.0.0.0/8,fd00::/8"])
 
@@ -66,3 +66,19 @@ def test_the_option_refuses_a_bad_address(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         parse_args(["--trusted-proxy", "proxy.example.com"])
     assert "--trusted-proxy" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        # One subscriber's /64 is one key, whichever address it picks.
+        ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("?", "?"),
+    ],
+)
+def test_limits_count_ipv6_by_its_64(address: str, key: str) -> None:
+    assert limit_key(address) == key
