@@ -73,6 +73,7 @@ class LocalGame:
     room: Room
     token_hash: bytes
     created: float  # monotonic; a game whose socket never comes expires
+    creator: str | None = None  # the client address it counts against, unopened
     endpoint: Endpoint | None = None
     started: bool = False
 
@@ -210,12 +211,7 @@ class LobbyService:
         seats = self.config.max_players if max_players is None else max_players
         if not 2 <= seats <= MAX_LOCAL_PLAYERS:
             raise ClientError("invalid_field", f"max_players is 2..{MAX_LOCAL_PLAYERS}")
-        if self._open_count() >= self.config.max_lobbies:
-            raise ClientError("server_busy")
-        limit = self.config.max_lobbies_per_address
-        if address is not None and self._per_address.get(address, 0) >= limit:
-            logger.warning("%s: refused a lobby, holds %d already", address, limit)
-            raise ClientError("too_many_lobbies", f"at most {limit} at once")
+        self._check_room_for(address)
 
         now = time.time()
         player = user or PlayerRecord(ids.random_id(16), "guest", name, now)
@@ -374,6 +370,15 @@ class LobbyService:
         """Open lobbies and unopened local games: what max_lobbies bounds."""
         return len(self.lobbies) + len(self._waiting_local) + self._creating
 
+    def _check_room_for(self, address: str | None) -> None:
+        """Refuse a new lobby or local game if the server or ``address`` is full."""
+        if self._open_count() >= self.config.max_lobbies:
+            raise ClientError("server_busy")
+        limit = self.config.max_lobbies_per_address
+        if address is not None and self._per_address.get(address, 0) >= limit:
+            logger.warning("%s: refused a lobby, holds %d already", address, limit)
+            raise ClientError("too_many_lobbies", f"at most {limit} at once")
+
     def _hold(self, lobby: Lobby) -> None:
         """Keep ``lobby`` in memory, counted against its creator's address."""
         self.lobbies[lobby.id] = lobby
@@ -404,15 +409,21 @@ class LobbyService:
     # Games --------------------------------------------------------------
 
     async def start_local(
-        self, names: list[str], points_to_win: int | None
+        self,
+        names: list[str],
+        points_to_win: int | None,
+        address: str | None = None,
     ) -> dict[str, Any]:
-        """A local game: every player on one device, one socket for all."""
+        """A local game: every player on one device, one socket for all.
+
+        Until its socket opens it counts like a lobby: against max_lobbies,
+        and against ``address``'s max_lobbies_per_address (None: not counted).
+        """
         if len(names) < 2:
             raise ClientError("too_few_players")
         if len(names) > MAX_LOCAL_PLAYERS:
             raise ClientError("invalid_field", f"at most {MAX_LOCAL_PLAYERS} players")
-        if self._open_count() >= self.config.max_lobbies:
-            raise ClientError("server_busy")
+        self._check_room_for(address)
         shown: list[str] = []
         for i, raw in enumerate(names):
             name = clean_name(raw, f"player-{i + 1}")
@@ -428,9 +439,16 @@ class LobbyService:
         game, record = self._new_game(
             None, "local", players, self._points(points_to_win), token_hash, now
         )
-        await self._insert_game(record, players)
+        # Counted before the write is awaited, so that concurrent starts
+        # cannot all pass the check above; given back if the write fails.
+        self._count(address, 1)
+        try:
+            await self._insert_game(record, players)
+        except BaseException:
+            self._count(address, -1)
+            raise
         room = Room(record.id, "local", game, shown, self)
-        local = LocalGame(room, token_hash, time.monotonic())
+        local = LocalGame(room, token_hash, time.monotonic(), creator=address)
         self._tokens[token_hash] = local
         self._waiting_local[room.game_id] = local
         self._local_tokens[room.game_id] = token_hash
@@ -727,6 +745,7 @@ class LobbyService:
         if not local.started:
             local.started = True
             del self._waiting_local[room.game_id]
+            self._count(local.creator, -1)
             self.rooms[room.game_id] = room
             self._persist(room, self.store.set_game_running(room.game_id, time.time()))
             self.scheduler.add(room)
@@ -955,6 +974,7 @@ class LobbyService:
         """A local game whose socket never came: stored as interrupted."""
         game_id = local.room.game_id
         del self._waiting_local[game_id]
+        self._count(local.creator, -1)
         self._local_tokens.pop(game_id, None)
         self._tokens.pop(local.token_hash, None)
         local.room.finished = True

@@ -190,7 +190,9 @@ class Router:
             result = await service.start_remote(token, lobby_id, user)
             return json_response(201, result)
         names = local_players(body)
-        result = await service.start_local(names, int_field(body, "points_to_win"))
+        result = await service.start_local(
+            names, int_field(body, "points_to_win"), request.address
+        )
         return json_response(201, result)
 
     async def close_lobby(self, request: Request, _: list[str]) -> Response:

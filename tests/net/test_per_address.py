@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.bot import Api, run_lobby_game
+from bench.bot import Api, Bot, run_lobby_game
 from tests.conftest import ServerProcess, start_server
 from tests.helpers import PASSWORD, post, request, wait_for
 
@@ -174,6 +174,38 @@ async def test_a_lobby_whose_game_ended_stops_counting(
     assert run.result["status"] == "finished"
     assert create(proxied)[0] == "created"  # the game's lobby no longer counts
     assert create(proxied)[0] == "too_many_lobbies"
+
+
+def start_local(server: ServerProcess, forwarded: str) -> tuple[str, Any]:
+    """Start a local game as the proxy's client ``forwarded``: code, answer."""
+    body = {"player-1": "a", "player-2": "b"}
+    status, answer = post(
+        server.base_url,
+        "/api/start_game/",
+        body,
+        headers={"X-Forwarded-For": forwarded},
+    )
+    return ("started" if status == 201 else answer["error"]["code"]), answer
+
+
+async def test_unopened_local_games_count_until_their_socket_opens(
+    proxied: ServerProcess,
+) -> None:
+    a = "198.51.100.61"
+    code, first = start_local(proxied, a)
+    assert code == "started"
+    assert start_local(proxied, a)[0] == "started"
+    assert start_local(proxied, a)[0] == "too_many_lobbies"
+    assert create(proxied, a)[0] == "too_many_lobbies"  # one allowance for both
+
+    bot = Bot("local", first["token"], first["ws_url"])
+    await bot.connect()
+    try:
+        await bot.wait_until(lambda: bot.game is not None, 5)
+        assert start_local(proxied, a)[0] == "started"  # the opened one is out
+        assert start_local(proxied, a)[0] == "too_many_lobbies"
+    finally:
+        await bot.close()
 
 
 def test_an_expired_lobby_stops_counting(
