@@ -32,6 +32,7 @@ TABLES = (
     "users",
     "sessions",
     "avatars",
+    "ended_tokens",
 )
 # Crockford's base32 without I, L, O and U; ten characters make a lobby id.
 LOBBY_ID = r"[0-9A-HJKMNP-TV-Z]{10}"
