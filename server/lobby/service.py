@@ -144,7 +144,7 @@ class LobbyService:
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
         for local in list(self._waiting_local.values()):
-            self._drop_unopened(local)
+            self._drop_unopened(local, "server shutting down")
         await self.drain()
         for lobby in self.lobbies.values():
             for endpoint in lobby.endpoints():
@@ -901,19 +901,16 @@ class LobbyService:
                     self._persist_lobby(self._give_up_absent(lobby, member))
         for local in list(self._waiting_local.values()):
             if now - local.created > limit:
-                self._drop_unopened(local)
-                logger.info("local game %s expired unopened", local.room.game_id)
+                self._drop_unopened(local, "expired unopened")
         self._arm_sweep()
 
-    def _drop_unopened(self, local: LocalGame) -> None:
-        """A local game whose socket never came: stored as interrupted."""
-        game_id = local.room.game_id
-        del self._waiting_local[game_id]
-        self._local_tokens.pop(game_id, None)
-        self._tokens.pop(local.token_hash, None)
-        local.room.finished = True
-        write = self.store.finish_game(game_id, "interrupted", None, time.time())
-        self._persist(local.room, write)
+    def _drop_unopened(self, local: LocalGame, why: str) -> None:
+        """A local game whose socket never came ends as interrupted.
+
+        As any ended game's, its token then answers HELLO with the GAME_END.
+        """
+        del self._waiting_local[local.room.game_id]
+        self._interrupt(local.room, why)
 
     def _expire(self, lobby: Lobby) -> None:
         lobby.status = CLOSED

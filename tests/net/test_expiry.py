@@ -65,4 +65,5 @@ async def test_an_unopened_local_game_expires_as_interrupted(
     late = Bot("local", game["token"], game["ws_url"])
     with pytest.raises(BotError):
         await late.connect()
-    assert await late.wait_closed(5) == protocol.CLOSE_INVALID_TOKEN
+    assert await late.wait_closed(5) == protocol.CLOSE_GAME_OVER
+    assert late.result is not None and late.result["status"] == "interrupted"
