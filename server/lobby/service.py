@@ -26,7 +26,7 @@ import collections
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -98,6 +98,45 @@ def clean_name(value: str, what: str) -> str:
     if any(unicodedata.category(c)[0] == "C" for c in name):
         raise ClientError("invalid_field", f"{what} has control characters")
     return name
+
+
+def game_end_view(
+    game_id: str,
+    status: str,
+    winner: int | None,
+    names: Sequence[str],
+    results: Sequence[RoundResult],
+    table: Sequence[Standing] | None = None,
+) -> dict[str, Any]:
+    """GAME_END's map but for ``saved`` (protocol.md, "GAME_END (71)").
+
+    The winner, standings and rounds are only there for a finished game;
+    ``table`` is the final standings, worked out from ``results`` if None.
+    """
+    view: dict[str, Any] = {"game_id": game_id, "status": status, "winner": winner}
+    if status == "finished" and winner is not None:
+        if table is None:
+            table = standings(len(names), results)
+        view["winner_name"] = names[winner]
+        view["standings"] = standings_view(table, names)
+        view["rounds"] = [round_view(r) for r in results]
+    return view
+
+
+def round_results(record: GameRecord) -> list[RoundResult]:
+    """A stored game's rounds that have a winner, as the simulation reports them."""
+    return [
+        RoundResult(
+            r.index,
+            r.left_seat,
+            r.right_seat,
+            (r.left_score, r.right_score),
+            r.winner_seat,
+            r.status == "forfeit",
+        )
+        for r in record.rounds
+        if r.winner_seat is not None
+    ]
 
 
 class LobbyService:
@@ -557,18 +596,7 @@ class LobbyService:
         if record is None:
             raise ClientError("unknown_game")
         names = [p.name for p in record.players]
-        done = [
-            RoundResult(
-                r.index,
-                r.left_seat,
-                r.right_seat,
-                (r.left_score, r.right_score),
-                r.winner_seat,
-                r.status == "forfeit",
-            )
-            for r in record.rounds
-            if r.winner_seat is not None
-        ]
+        done = round_results(record)
         view: dict[str, Any] = {
             "game_id": record.id,
             "lobby_id": record.lobby_id,
@@ -1020,14 +1048,9 @@ class LobbyService:
     def game_ended(self, room: Room, winner: int, final: tuple[Standing, ...]) -> None:
         self.scheduler.discard_finished()
         logger.info("game %s finished: %r wins", room.game_id, room.names[winner])
-        message = {
-            "game_id": room.game_id,
-            "status": "finished",
-            "winner": winner,
-            "winner_name": room.names[winner],
-            "standings": standings_view(final, room.names),
-            "rounds": [round_view(r) for r in room.game.results],
-        }
+        message = game_end_view(
+            room.game_id, "finished", winner, room.names, room.game.results, final
+        )
         self._finish(room, "finished", winner, message)
 
     def _room_failed(self, room: Room, exc: BaseException) -> None:
@@ -1036,7 +1059,7 @@ class LobbyService:
         )
         self.counters.games_failed += 1
         room.broadcast(protocol.error("game_error", "The game stopped: server error."))
-        message = {"game_id": room.game_id, "status": "error", "winner": None}
+        message = game_end_view(room.game_id, "error", None, room.names, ())
         self._finish(room, "error", None, message, protocol.CLOSE_INTERNAL)
 
     def _interrupt(
@@ -1047,7 +1070,7 @@ class LobbyService:
         room.finished = True
         self.scheduler.discard_finished()
         logger.info("game %s interrupted: %s", room.game_id, why)
-        message = {"game_id": room.game_id, "status": "interrupted", "winner": None}
+        message = game_end_view(room.game_id, "interrupted", None, room.names, ())
 
         # Keep the score of the round in play; the store marks it interrupted.
         game = room.game
