@@ -290,10 +290,13 @@ class WebSocketSession:
             else:
                 self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self.session is not None:
+            # The hello timer's work is done. Not so after a GAME_END: the
+            # close has replaced it with the timer that drops a peer who
+            # never answers the close frame.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             # From now on the tick takes in what this socket sends.
             self.context.reader.add(self)
 
