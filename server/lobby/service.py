@@ -12,6 +12,10 @@ A token opens exactly one thing: a seat in a lobby (remote play) or a local
 game (one socket for every seat). ``_tokens`` maps the token's hash to it;
 the token itself is never kept. Sockets present the token in their first
 message and are bound to what it opens, never to a name or an ID they send.
+Once its game has ended a token opens nothing, and HELLO with it gets that
+game's GAME_END: from memory for the latest ones (``_results``), else built
+from the store, which maps every token of an ended game to it, so the
+answer is the same after a restart.
 
 Results are written outside the tick: the room reports a finished round or
 game, and ``_persist`` queues the write as a task chained after the room's
@@ -57,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LOCAL_PLAYERS = 8
 SWEEP_EVERY = 5.0  # seconds between looks for idle lobbies and local games
-MAX_RESULTS = 10_000  # ended games remembered for late reconnects; oldest go
+MAX_RESULTS = 10_000  # GAME_ENDs kept in memory by token; older ones are read back
 ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
 
 
@@ -78,6 +82,13 @@ class Session:
     lobby: Lobby | None = None
     member: Member | None = None
     local: LocalGame | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A HELLO token this process holds nothing for; see ``hello_stored``."""
+
+    token_hash: bytes
 
 
 @dataclass(slots=True)
@@ -157,7 +168,8 @@ class LobbyService:
         self._lobby_writes: set[asyncio.Task[None]] = set()
         # Reconnect grace timers, per away member or per local game.
         self._grace: dict[Member | LocalGame, asyncio.TimerHandle] = {}
-        # GAME_END of recently ended games by token hash, for late reconnects.
+        # GAME_END of recently ended games by token hash, for late reconnects;
+        # the store answers for the others (hello_stored).
         self._results: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
@@ -633,18 +645,20 @@ class LobbyService:
 
     # Sockets ------------------------------------------------------------------
 
-    def hello(self, endpoint: Endpoint, token: str) -> Session | None:
-        """Bind a socket to what its token opens; raises ClientError if none.
+    def hello(self, endpoint: Endpoint, token: str) -> Session | StoredToken | None:
+        """Bind a socket to what its token opens; raises ClientError if void.
 
-        A token whose game has ended gets that game's GAME_END and a close
-        (4006) instead of a seat, and None is returned.
+        A token whose game has ended here gets that game's GAME_END and a
+        close (4006) instead of a seat, and None is returned. A token this
+        process knows nothing of comes back as ``StoredToken``: the caller
+        must then await ``hello_stored`` with it, which answers the socket.
         """
         token_hash = ids.hash_token(token)
         bound = self._tokens.get(token_hash)
         if bound is None:
             final = self._results.get(token_hash)
             if final is None:
-                raise ClientError("invalid_token")
+                return StoredToken(token_hash)
             endpoint.send(final)
             endpoint.close(protocol.CLOSE_GAME_OVER, "game over")
             return None
@@ -683,6 +697,29 @@ class LobbyService:
             old.close(protocol.CLOSE_REPLACED, "another socket took this seat")
         self._broadcast_lobby(lobby)
         return session
+
+    async def hello_stored(self, endpoint: Endpoint, lookup: StoredToken) -> None:
+        """Answer HELLO with a token of a game that ended before this process.
+
+        Sends the stored game's GAME_END and closes the socket (4006), as
+        ``hello`` does for a game that ended here; raises ClientError
+        ``invalid_token`` if the store knows no ended game for the token.
+        The look-up is one primary-key read (a game's three on a hit), and
+        the caller allows one per socket, which either answer closes: a
+        stream of made-up tokens costs a connection each.
+        """
+        record = await self.store.get_ended_game(lookup.token_hash)
+        if record is None:
+            raise ClientError("invalid_token")
+        names = [p.name for p in record.players]
+        view = game_end_view(
+            record.id, record.status, record.winner_seat, names, round_results(record)
+        )
+        final = protocol.pack([protocol.GAME_END, {**view, "saved": True}])
+        self._remember_result(lookup.token_hash, final)
+        logger.info("game %s: a token of it answered from the store", record.id)
+        endpoint.send(final)
+        endpoint.close(protocol.CLOSE_GAME_OVER, "game over")
 
     def _hello_local(self, endpoint: Endpoint, local: LocalGame) -> Session:
         room = local.room
@@ -1140,8 +1177,12 @@ class LobbyService:
                 timer = self._grace.pop(bound, None)
                 if timer is not None:
                     timer.cancel()
-            self._results[token_hash] = final
-        while len(self._results) > MAX_RESULTS:
+            self._remember_result(token_hash, final)
+
+    def _remember_result(self, token_hash: bytes, final: bytes) -> None:
+        """Answer the token's next HELLO with ``final`` without the store."""
+        self._results[token_hash] = final
+        if len(self._results) > MAX_RESULTS:
             self._results.popitem(last=False)
 
     def _persist(self, room: Room, write: Awaitable[None]) -> None:
