@@ -646,7 +646,7 @@ class LobbyService:
     # Sockets ------------------------------------------------------------------
 
     def hello(self, endpoint: Endpoint, token: str) -> Session | StoredToken | None:
-        """Bind a socket to what its token opens; raises ClientError if void.
+        """Bind a socket to what its token opens; ClientError if it may not.
 
         A token whose game has ended here gets that game's GAME_END and a
         close (4006) instead of a seat, and None is returned. A token this
