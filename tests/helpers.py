@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.bot import Api, Bot, client_ssl_context, everyone_ready
+from bench.bot import Api, Bot, BotError, client_ssl_context, everyone_ready
 
 TIMEOUT = 10.0  # seconds for any one request or wait in a test
 TABLES = (
@@ -32,6 +32,7 @@ TABLES = (
     "users",
     "sessions",
     "avatars",
+    "ended_tokens",
 )
 # Crockford's base32 without I, L, O and U; ten characters make a lobby id.
 LOBBY_ID = r"[0-9A-HJKMNP-TV-Z]{10}"
@@ -223,6 +224,22 @@ async def seated_bots(
 
 async def close_all(bots: list[Bot]) -> None:
     await asyncio.gather(*(b.close() for b in bots))
+
+
+async def refused_hello(token: str, ws_url: str) -> Bot:
+    """HELLO with a token that opens no seat; the bot, once the server closed it.
+
+    Its ``close_code`` says how, ``result`` holds the GAME_END it got (a
+    token of an ended game) and ``errors`` the ERRORs.
+    """
+    late = Bot("late", token, ws_url, ssl_context=insecure_context(), autoplay=False)
+    try:
+        await late.connect()
+    except BotError:
+        await late.wait_closed(TIMEOUT)
+        return late
+    await late.close()
+    raise AssertionError("the token opened a seat")
 
 
 # Accounts --------------------------------------------------------------------

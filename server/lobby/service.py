@@ -12,6 +12,10 @@ A token opens exactly one thing: a seat in a lobby (remote play) or a local
 game (one socket for every seat). ``_tokens`` maps the token's hash to it;
 the token itself is never kept. Sockets present the token in their first
 message and are bound to what it opens, never to a name or an ID they send.
+Once its game has ended a token opens nothing, and HELLO with it gets that
+game's GAME_END: from memory for the latest ones (``_results``), else built
+from the store, which maps every token of an ended game to it, so the
+answer is the same after a restart.
 
 Results are written outside the tick: the room reports a finished round or
 game, and ``_persist`` queues the write as a task chained after the room's
@@ -33,7 +37,7 @@ import collections
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,7 +68,7 @@ logger = logging.getLogger(__name__)
 
 MAX_LOCAL_PLAYERS = 8
 SWEEP_EVERY = 5.0  # seconds between looks for idle lobbies and local games
-MAX_RESULTS = 10_000  # ended games remembered for late reconnects; oldest go
+MAX_RESULTS = 10_000  # GAME_ENDs kept in memory by token; older ones are read back
 ID_ATTEMPTS = 8  # fresh random IDs tried before giving up (a clash is ~never)
 
 
@@ -88,6 +92,13 @@ class Session:
     local: LocalGame | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredToken:
+    """A HELLO token this process holds nothing for; see ``hello_stored``."""
+
+    token_hash: bytes
+
+
 @dataclass(slots=True)
 class Counters:
     lobbies_created: int = 0
@@ -108,6 +119,45 @@ def clean_name(value: str, what: str) -> str:
     return name
 
 
+def game_end_view(
+    game_id: str,
+    status: str,
+    winner: int | None,
+    names: Sequence[str],
+    results: Sequence[RoundResult],
+    table: Sequence[Standing] | None = None,
+) -> dict[str, Any]:
+    """GAME_END's map but for ``saved`` (protocol.md, "GAME_END (71)").
+
+    The winner, standings and rounds are only there for a finished game;
+    ``table`` is the final standings, worked out from ``results`` if None.
+    """
+    view: dict[str, Any] = {"game_id": game_id, "status": status, "winner": winner}
+    if status == "finished" and winner is not None:
+        if table is None:
+            table = standings(len(names), results)
+        view["winner_name"] = names[winner]
+        view["standings"] = standings_view(table, names)
+        view["rounds"] = [round_view(r) for r in results]
+    return view
+
+
+def round_results(record: GameRecord) -> list[RoundResult]:
+    """A stored game's rounds that have a winner, as the simulation reports them."""
+    return [
+        RoundResult(
+            r.index,
+            r.left_seat,
+            r.right_seat,
+            (r.left_score, r.right_score),
+            r.winner_seat,
+            r.status == "forfeit",
+        )
+        for r in record.rounds
+        if r.winner_seat is not None
+    ]
+
+
 class LobbyService:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
@@ -126,7 +176,8 @@ class LobbyService:
         self._lobby_writes: set[asyncio.Task[None]] = set()
         # Reconnect grace timers, per away member or per local game.
         self._grace: dict[Member | LocalGame, asyncio.TimerHandle] = {}
-        # GAME_END of recently ended games by token hash, for late reconnects.
+        # GAME_END of recently ended games by token hash, for late reconnects;
+        # the store answers for the others (hello_stored).
         self._results: collections.OrderedDict[bytes, bytes] = collections.OrderedDict()
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
@@ -156,7 +207,7 @@ class LobbyService:
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
         for local in list(self._waiting_local.values()):
-            self._drop_unopened(local)
+            self._drop_unopened(local, "server shutting down")
         await self.drain()
         for lobby in self.lobbies.values():
             for endpoint in lobby.endpoints():
@@ -621,18 +672,7 @@ class LobbyService:
         if record is None:
             raise ClientError("unknown_game")
         names = [p.name for p in record.players]
-        done = [
-            RoundResult(
-                r.index,
-                r.left_seat,
-                r.right_seat,
-                (r.left_score, r.right_score),
-                r.winner_seat,
-                r.status == "forfeit",
-            )
-            for r in record.rounds
-            if r.winner_seat is not None
-        ]
+        done = round_results(record)
         view: dict[str, Any] = {
             "game_id": record.id,
             "lobby_id": record.lobby_id,
@@ -669,18 +709,20 @@ class LobbyService:
 
     # Sockets ------------------------------------------------------------------
 
-    def hello(self, endpoint: Endpoint, token: str) -> Session | None:
-        """Bind a socket to what its token opens; raises ClientError if none.
+    def hello(self, endpoint: Endpoint, token: str) -> Session | StoredToken | None:
+        """Bind a socket to what its token opens; ClientError if it may not.
 
-        A token whose game has ended gets that game's GAME_END and a close
-        (4006) instead of a seat, and None is returned.
+        A token whose game has ended here gets that game's GAME_END and a
+        close (4006) instead of a seat, and None is returned. A token this
+        process knows nothing of comes back as ``StoredToken``: the caller
+        must then await ``hello_stored`` with it, which answers the socket.
         """
         token_hash = ids.hash_token(token)
         bound = self._tokens.get(token_hash)
         if bound is None:
             final = self._results.get(token_hash)
             if final is None:
-                raise ClientError("invalid_token")
+                return StoredToken(token_hash)
             endpoint.send(final)
             endpoint.close(protocol.CLOSE_GAME_OVER, "game over")
             return None
@@ -719,6 +761,29 @@ class LobbyService:
             old.close(protocol.CLOSE_REPLACED, "another socket took this seat")
         self._broadcast_lobby(lobby)
         return session
+
+    async def hello_stored(self, endpoint: Endpoint, lookup: StoredToken) -> None:
+        """Answer HELLO with a token of a game that ended before this process.
+
+        Sends the stored game's GAME_END and closes the socket (4006), as
+        ``hello`` does for a game that ended here; raises ClientError
+        ``invalid_token`` if the store knows no ended game for the token.
+        The look-up is one primary-key read (a game's three on a hit), and
+        the caller allows one per socket, which either answer closes: a
+        stream of made-up tokens costs a connection each.
+        """
+        record = await self.store.get_ended_game(lookup.token_hash)
+        if record is None:
+            raise ClientError("invalid_token")
+        names = [p.name for p in record.players]
+        view = game_end_view(
+            record.id, record.status, record.winner_seat, names, round_results(record)
+        )
+        final = protocol.pack([protocol.GAME_END, {**view, "saved": True}])
+        self._remember_result(lookup.token_hash, final)
+        logger.info("game %s: a token of it answered from the store", record.id)
+        endpoint.send(final)
+        endpoint.close(protocol.CLOSE_GAME_OVER, "game over")
 
     def _hello_local(self, endpoint: Endpoint, local: LocalGame) -> Session:
         room = local.room
@@ -966,20 +1031,17 @@ class LobbyService:
                     self._persist_lobby(self._give_up_absent(lobby, member))
         for local in list(self._waiting_local.values()):
             if now - local.created > limit:
-                self._drop_unopened(local)
-                logger.info("local game %s expired unopened", local.room.game_id)
+                self._drop_unopened(local, "expired unopened")
         self._arm_sweep()
 
-    def _drop_unopened(self, local: LocalGame) -> None:
-        """A local game whose socket never came: stored as interrupted."""
-        game_id = local.room.game_id
-        del self._waiting_local[game_id]
+    def _drop_unopened(self, local: LocalGame, why: str) -> None:
+        """A local game whose socket never came ends as interrupted.
+
+        As any ended game's, its token then answers HELLO with the GAME_END.
+        """
+        del self._waiting_local[local.room.game_id]
         self._count(local.creator, -1)
-        self._local_tokens.pop(game_id, None)
-        self._tokens.pop(local.token_hash, None)
-        local.room.finished = True
-        write = self.store.finish_game(game_id, "interrupted", None, time.time())
-        self._persist(local.room, write)
+        self._interrupt(local.room, why)
 
     def _expire(self, lobby: Lobby) -> None:
         lobby.status = CLOSED
@@ -1089,14 +1151,9 @@ class LobbyService:
     def game_ended(self, room: Room, winner: int, final: tuple[Standing, ...]) -> None:
         self.scheduler.discard_finished()
         logger.info("game %s finished: %r wins", room.game_id, room.names[winner])
-        message = {
-            "game_id": room.game_id,
-            "status": "finished",
-            "winner": winner,
-            "winner_name": room.names[winner],
-            "standings": standings_view(final, room.names),
-            "rounds": [round_view(r) for r in room.game.results],
-        }
+        message = game_end_view(
+            room.game_id, "finished", winner, room.names, room.game.results, final
+        )
         self._finish(room, "finished", winner, message)
 
     def _room_failed(self, room: Room, exc: BaseException) -> None:
@@ -1105,7 +1162,7 @@ class LobbyService:
         )
         self.counters.games_failed += 1
         room.broadcast(protocol.error("game_error", "The game stopped: server error."))
-        message = {"game_id": room.game_id, "status": "error", "winner": None}
+        message = game_end_view(room.game_id, "error", None, room.names, ())
         self._finish(room, "error", None, message, protocol.CLOSE_INTERNAL)
 
     def _interrupt(
@@ -1116,7 +1173,7 @@ class LobbyService:
         room.finished = True
         self.scheduler.discard_finished()
         logger.info("game %s interrupted: %s", room.game_id, why)
-        message = {"game_id": room.game_id, "status": "interrupted", "winner": None}
+        message = game_end_view(room.game_id, "interrupted", None, room.names, ())
 
         # Keep the score of the round in play; the store marks it interrupted.
         game = room.game
@@ -1186,8 +1243,12 @@ class LobbyService:
                 timer = self._grace.pop(bound, None)
                 if timer is not None:
                     timer.cancel()
-            self._results[token_hash] = final
-        while len(self._results) > MAX_RESULTS:
+            self._remember_result(token_hash, final)
+
+    def _remember_result(self, token_hash: bytes, final: bytes) -> None:
+        """Answer the token's next HELLO with ``final`` without the store."""
+        self._results[token_hash] = final
+        if len(self._results) > MAX_RESULTS:
             self._results.popitem(last=False)
 
     def _persist(self, room: Room, write: Awaitable[None]) -> None:

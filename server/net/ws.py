@@ -11,7 +11,10 @@ by the protocol object itself.
 The first message must be HELLO with the token from create/join/start, within
 ``Config.hello_timeout`` seconds. The token decides what the socket may do:
 it is bound to one seat or one local game (``server.lobby.service``), never to
-a name or an ID the client sends.
+a name or an ID the client sends. HELLO is answered at once, except for a
+token the lobby service does not hold: the store is asked whether it belongs
+to an ended game, in a task; meanwhile the socket is still unauthenticated,
+and a second HELLO is refused as ``bad_frame``.
 
 A refused message gets an ERROR with a code from ``server.errors`` and is
 otherwise ignored. Frames that break the protocol itself (not msgpack, an
@@ -28,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from websockets.frames import Frame, Opcode
@@ -43,7 +46,7 @@ except ImportError:  # pragma: no cover
 
 from .. import protocol
 from ..errors import ClientError
-from ..lobby.service import Session
+from ..lobby.service import Session, StoredToken
 
 if TYPE_CHECKING:
     from .context import Context
@@ -86,6 +89,7 @@ class WebSocketSession:
         self._refilled_at = self._heard_at
         self._lost = False
         self._opened = False
+        self._hello_pending = False  # a HELLO's token is being looked up
         # proto.state is OPEN, read without a property call on the hot path.
         # The state changes only inside calls into proto; each such call
         # here is followed by _sync_open.
@@ -281,33 +285,63 @@ class WebSocketSession:
             self.close(protocol.CLOSE_INTERNAL, "internal error")
 
     def _hello(self, token: str) -> None:
+        if self._hello_pending:
+            raise ClientError("bad_frame", "hello already sent")
+        service = self.context.service
         try:
-            self.session = self.context.service.hello(self, token)
+            outcome = service.hello(self, token)
         except ClientError as exc:
-            self.send(protocol.error(exc.code, exc.message))
-            if exc.code == "seat_forfeited":
-                self.close(protocol.CLOSE_FORFEITED, "seat forfeited")
-            else:
-                self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
+            self._hello_refused(exc)
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if isinstance(outcome, StoredToken):
+            # Unknown here: maybe a game that ended before this process
+            # started. Not a lever against the store: the look-up is a
+            # primary-key read, and a socket gets one, since any answer
+            # closes it (4006, 4002) and a HELLO meanwhile is refused. The
+            # hello timer still runs and bounds the wait.
+            self._hello_pending = True
+            self._spawn(service.hello_stored(self, outcome), self._hello_refused)
+            return
+        self.session = outcome
         if self.session is not None:
+            # The hello timer's work is done. Not so after a GAME_END: the
+            # close has replaced it with the timer that drops a peer who
+            # never answers the close frame.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             # From now on the tick takes in what this socket sends.
             self.context.reader.add(self)
 
-    def _spawn(self, action: Coroutine[Any, Any, None]) -> None:
-        """Run a message's action that awaits the store, answering its errors."""
+    def _hello_refused(self, exc: ClientError) -> None:
+        self.send(protocol.error(exc.code, exc.message))
+        if exc.code == "seat_forfeited":
+            self.close(protocol.CLOSE_FORFEITED, "seat forfeited")
+        else:
+            self.close(protocol.CLOSE_INVALID_TOKEN, "invalid token")
+
+    def _spawn(
+        self,
+        action: Coroutine[Any, Any, None],
+        refused: Callable[[ClientError], None] | None = None,
+    ) -> None:
+        """Run a message's action that awaits the store, answering its errors.
+
+        ``refused`` answers a ClientError; by default as any refused message.
+        """
+        refuse = refused or self._refuse
 
         async def run() -> None:
             try:
                 await action
             except ClientError as exc:
-                self._refuse(exc)
+                refuse(exc)
             except Exception:
                 logger.exception("%s: message handling failed", self.socket_id)
                 self.send(protocol.error("internal_error", "Internal server error."))
+                if self.session is None:
+                    # A HELLO that failed: nothing else can come of the socket.
+                    self.close(protocol.CLOSE_INTERNAL, "internal error")
 
         task = asyncio.get_running_loop().create_task(run())
         self._tasks.add(task)

@@ -160,9 +160,10 @@ class Store(Protocol):
     ) -> None:
         """Record how a game ended: "finished", "interrupted" or "error".
 
-        Unless ``status`` is "finished", every round not yet ended becomes
-        "interrupted" in the same transaction. Raises ``StoreError`` if the
-        game has already ended.
+        In the same transaction the game's tokens (its lobby members' or its
+        own) come to map to it for ``get_ended_game``, and unless ``status``
+        is "finished", every round not yet ended becomes "interrupted".
+        Raises ``StoreError`` if the game has already ended.
         """
         ...
 
@@ -170,11 +171,21 @@ class Store(Protocol):
         """Return the game with its players by seat and rounds by index."""
         ...
 
+    async def get_ended_game(self, token_hash: bytes) -> GameRecord | None:
+        """The ended game one of whose tokens hashes to ``token_hash``, or None.
+
+        Every seat token of a lobby game and the token of a local game map to
+        their game once ``finish_game`` or ``interrupt_unfinished_games`` has
+        stored its end; a token of a game still in play maps to nothing.
+        """
+        ...
+
     async def interrupt_unfinished_games(self, at: float) -> int:
         """Mark every "waiting" or "running" game, and its open rounds, interrupted.
 
         Call once at start-up, before any game is created: such games belong
-        to a process that died. Returns how many games were interrupted.
+        to a process that died. Their tokens then map to them as after
+        ``finish_game``. Returns how many games were interrupted.
         """
         ...
 

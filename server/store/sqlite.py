@@ -469,6 +469,7 @@ class SqliteStore(Store):
                 game_id,
             )
             _require(changed == 1, f"game {game_id} has already ended")
+            await _insert_ended_tokens(conn, "g.id = ?", game_id)
             if status != "finished":
                 await _run(
                     conn,
@@ -480,26 +481,20 @@ class SqliteStore(Store):
 
     async def get_game(self, game_id: str) -> GameRecord | None:
         async with self._read(f"get game {game_id}") as conn:
-            games = await _fetch(
-                conn, f"SELECT {_GAME_COLUMNS} FROM games WHERE id = ?", game_id
-            )
-            if not games:
-                return None
-            players = await _fetch(
+            return await _load_game(conn, game_id)
+
+    async def get_ended_game(self, token_hash: bytes) -> GameRecord | None:
+        async with self._read("get the ended game of a token") as conn:
+            rows = await _fetch(
                 conn,
-                "SELECT seat, player_id, name FROM game_players"
-                " WHERE game_id = ? ORDER BY seat",
-                game_id,
+                "SELECT game_id FROM ended_tokens WHERE token_hash = ?",
+                token_hash,
             )
-            rounds = await _fetch(
-                conn,
-                f"SELECT {_ROUND_COLUMNS} FROM rounds WHERE game_id = ? ORDER BY idx",
-                game_id,
-            )
-        return _game(games[0], players, rounds)
+            return await _load_game(conn, rows[0][0]) if rows else None
 
     async def interrupt_unfinished_games(self, at: float) -> int:
         async with self._write("interrupt unfinished games") as conn:
+            await _insert_ended_tokens(conn, "g.status IN ('waiting', 'running')")
             # Rounds first: the subquery finds their games by the status
             # the second statement is about to overwrite.
             await _run(
@@ -835,6 +830,51 @@ async def _insert_member_rows(
             for m in members
         ],
     )
+
+
+async def _insert_ended_tokens(
+    conn: aiosqlite.Connection, games: str, *params: object
+) -> None:
+    """Map every token of the games matching ``games`` (on ``games g``) to them.
+
+    A lobby game's tokens are its lobby's current members' (nobody leaves a
+    started lobby, so those are its seats); a local game has its own. Both
+    reads go by index: the lobby's members by the partial index on current
+    seats, which serves lobby_members without one of its own on token_hash.
+    OR IGNORE: a hash already mapped (tokens are 256 random bits, so never in
+    practice) keeps its first game rather than failing the game's end.
+    """
+    await _run(
+        conn,
+        "INSERT OR IGNORE INTO ended_tokens (token_hash, game_id)"
+        " SELECT m.token_hash, g.id FROM games g JOIN lobby_members m"
+        f" ON m.lobby_id = g.lobby_id AND m.left_at IS NULL WHERE {games}"
+        " UNION ALL SELECT g.token_hash, g.id FROM games g"
+        f" WHERE g.token_hash IS NOT NULL AND {games}",
+        *params,
+        *params,
+    )
+
+
+async def _load_game(conn: aiosqlite.Connection, game_id: str) -> GameRecord | None:
+    """The game with its players and rounds, read inside the caller's transaction."""
+    games = await _fetch(
+        conn, f"SELECT {_GAME_COLUMNS} FROM games WHERE id = ?", game_id
+    )
+    if not games:
+        return None
+    players = await _fetch(
+        conn,
+        "SELECT seat, player_id, name FROM game_players"
+        " WHERE game_id = ? ORDER BY seat",
+        game_id,
+    )
+    rounds = await _fetch(
+        conn,
+        f"SELECT {_ROUND_COLUMNS} FROM rounds WHERE game_id = ? ORDER BY idx",
+        game_id,
+    )
+    return _game(games[0], players, rounds)
 
 
 def _require(condition: bool, message: str) -> None:

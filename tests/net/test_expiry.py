@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from bench.bot import Api, ApiError, Bot, BotError
+from bench.bot import Api, ApiError, Bot
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import aget
+from tests.helpers import aget, refused_hello
 
 IDLE = 1.0
 
@@ -40,10 +40,8 @@ async def test_an_idle_lobby_expires_and_answers_gone(
         _, health = await aget(server.base_url, "/api/health/")
         assert health["open_lobbies"] == 1  # the one with a socket stays
 
-        late = Bot("nobody", idle["token"], idle["ws_url"])
-        with pytest.raises(BotError):
-            await late.connect()
-        assert await late.wait_closed(5) == protocol.CLOSE_INVALID_TOKEN
+        late = await refused_hello(idle["token"], idle["ws_url"])
+        assert late.close_code == protocol.CLOSE_INVALID_TOKEN
 
         joined = await api.post(
             "/api/join_lobby/", {"lobby_id": kept["lobby_id"], "guest_name": "y"}
@@ -62,7 +60,6 @@ async def test_an_unopened_local_game_expires_as_interrupted(
     await asyncio.sleep(IDLE * 2.5)
     _, view = await aget(server.base_url, f"/api/game/{game['game_id']}/")
     assert view["status"] == "interrupted"
-    late = Bot("local", game["token"], game["ws_url"])
-    with pytest.raises(BotError):
-        await late.connect()
-    assert await late.wait_closed(5) == protocol.CLOSE_INVALID_TOKEN
+    late = await refused_hello(game["token"], game["ws_url"])
+    assert late.close_code == protocol.CLOSE_GAME_OVER
+    assert late.result is not None and late.result["status"] == "interrupted"

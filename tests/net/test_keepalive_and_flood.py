@@ -16,26 +16,9 @@ from bench.bot import Api
 from server import protocol
 from tests.conftest import ServerProcess
 from tests.helpers import close_all, seated_bots
-from tests.reliability.support import raw_websocket
+from tests.reliability.support import raw_websocket, read_frames
 
 WAIT = 10.0
-
-
-def read_frames(sock: socket.socket, seconds: float) -> list[tuple[int, bytes]]:
-    """(opcode, payload) of each unmasked frame the server sends, until it closes."""
-    sock.settimeout(seconds)
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except TimeoutError:
-        pass
-    frames = []
-    while len(data) >= 2:
-        opcode, length = data[0] & 0x0F, data[1] & 0x7F
-        frames.append((opcode, data[2 : 2 + length]))
-        data = data[2 + length :]
-    return frames
 
 
 def test_a_silent_peer_is_pinged_then_closed_4008(

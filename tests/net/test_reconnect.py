@@ -11,7 +11,7 @@ import pytest
 from bench.bot import Api, Bot, BotError
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import aget, close_all, connect_db, seated_bots
+from tests.helpers import aget, close_all, connect_db, refused_hello, seated_bots
 
 WAIT = 10.0
 GRACE = 2.0
@@ -120,15 +120,9 @@ async def test_staying_away_past_the_grace_forfeits(
     assert tuple(row) == ("forfeit", 0)
 
     # Too late: the token now gets the final result, not a seat.
-    late = Bot(guest.name, guest.token, guest.ws_url)
-    late_results: list[dict[str, Any]] = []
-    late.listener = lambda bot, kind, msg: (
-        late_results.append(msg[1]) if kind == protocol.GAME_END else None
-    )
-    with pytest.raises(BotError):
-        await late.connect()
-    assert await late.wait_closed(WAIT) == protocol.CLOSE_GAME_OVER
-    assert late_results and late_results[0]["game_id"] == result["game_id"]
+    late = await refused_hello(guest.token, guest.ws_url)
+    assert late.close_code == protocol.CLOSE_GAME_OVER
+    assert late.result == result
 
 
 async def test_a_forfeit_in_a_game_that_goes_on_refuses_the_late_token(

@@ -56,6 +56,27 @@ def raw_websocket(base_url: str, rcvbuf: int | None = None) -> socket.socket:
     return sock
 
 
+def read_frames(sock: socket.socket, seconds: float) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each unmasked frame the server sends, until it closes.
+
+    Frames of 126 bytes and more are not parsed: keep answers short.
+    """
+    sock.settimeout(seconds)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    frames = []
+    while len(data) >= 2:
+        opcode, length = data[0] & 0x0F, data[1] & 0x7F
+        assert length < 126, "a frame too long for read_frames"
+        frames.append((opcode, data[2 : 2 + length]))
+        data = data[2 + length :]
+    return frames
+
+
 def client_frame(payload: bytes) -> bytes:
     """One final binary frame, masked as a client must (RFC 6455, 5.3)."""
     assert len(payload) < 126

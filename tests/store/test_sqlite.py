@@ -583,3 +583,88 @@ async def test_group_commit_fails_only_the_bad_entries(
     assert count(db_path, "players", "id IN ('x1', 'x2', 'j9')") == 0
     l0 = await store.get_lobby("L0")
     assert l0 is not None and [m.player_id for m in l0.members] == ["h0", "j0", "j1"]
+
+
+# Tokens of ended games.
+
+GUESTS = (player("a"), player("b"))  # the players of a local game
+
+
+async def lobby_game(store: SqliteStore, lobby_id: str, game_id: str) -> None:
+    """A lobby whose members ann and bob play ``game_id``; cat left before it."""
+    await make_lobby(store, lobby_id, "ann")
+    await store.add_member(member(lobby_id, "bob", 1), player("bob"))
+    await store.add_member(member(lobby_id, "cat", 2), player("cat"))
+    await store.remove_member(lobby_id, "cat", 25.0)
+    await store.create_game(game(game_id, ["ann", "bob"], lobby_id=lobby_id), [])
+
+
+async def ended_game_id(store: SqliteStore, token_hash: bytes) -> str | None:
+    record = await store.get_ended_game(token_hash)
+    return None if record is None else record.id
+
+
+async def test_an_ended_game_maps_every_token_to_it(store: SqliteStore) -> None:
+    await lobby_game(store, "L1", "G1")
+    await store.create_game(game("G2", ["a", "b"], token_hash=b"local"), GUESTS)
+    assert await store.get_ended_game(b"L1/ann/0") is None  # still in play
+
+    await store.finish_game("G1", "finished", 1, 40.0)
+    await store.finish_game("G2", "interrupted", None, 41.0)
+
+    assert await store.get_ended_game(b"L1/bob/1") == await store.get_game("G1")
+    assert await ended_game_id(store, b"L1/ann/0") == "G1"
+    assert await ended_game_id(store, b"local") == "G2"
+    assert await ended_game_id(store, b"L1/cat/2") is None  # left before the game
+    assert await ended_game_id(store, b"unknown") is None
+
+
+async def test_games_interrupted_at_start_up_map_their_tokens(
+    store: SqliteStore,
+) -> None:
+    await lobby_game(store, "L1", "G1")
+    await store.create_game(game("G2", ["a", "b"], token_hash=b"local"), GUESTS)
+
+    assert await store.interrupt_unfinished_games(50.0) == 2
+
+    interrupted = await store.get_ended_game(b"L1/ann/0")
+    assert interrupted is not None and interrupted.status == "interrupted"
+    assert await ended_game_id(store, b"L1/bob/1") == "G1"
+    assert await ended_game_id(store, b"local") == "G2"
+
+
+async def test_the_migration_maps_the_tokens_of_games_ended_before_it(
+    db_path: Path,
+) -> None:
+    # A file as it stood before migration 0004: games of every ending, one
+    # still running, and no table of ended tokens.
+    store = await open_sqlite_store(db_path)
+    await lobby_game(store, "L1", "done")
+    await lobby_game(store, "L2", "failed")
+    await lobby_game(store, "L3", "running")
+    await store.create_game(game("local", ["a", "b"], token_hash=b"local"), GUESTS)
+    await store.finish_game("done", "finished", 0, 40.0)
+    await store.finish_game("failed", "error", None, 41.0)
+    await store.finish_game("local", "interrupted", None, 42.0)
+    await store.close()
+    with raw(db_path) as conn:
+        conn.execute("DROP TABLE ended_tokens")
+        conn.execute(
+            "DELETE FROM _yoyo_migration WHERE migration_id = '0004_ended_tokens'"
+        )
+        conn.commit()
+
+    store = await open_sqlite_store(db_path)
+    try:
+        assert count(db_path, "ended_tokens") == 5
+        for token, game_id in [
+            (b"L1/ann/0", "done"),
+            (b"L1/bob/1", "done"),
+            (b"L2/bob/1", "failed"),
+            (b"local", "local"),
+            (b"L1/cat/2", None),
+            (b"L3/ann/0", None),
+        ]:
+            assert await ended_game_id(store, token) == game_id, token
+    finally:
+        await store.close()
