@@ -17,6 +17,7 @@ from .net.context import Context, Metrics
 from .net.http import HttpConnection
 from .net.metrics import ServerMetrics
 from .net.tls import ensure_self_signed, server_context
+from .net.ws import CLOSE_TIMEOUT
 from .protocol import CLOSE_GOING_AWAY
 from .store import StoreError, open_sqlite_store
 
@@ -106,7 +107,11 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
             # Sockets not bound to a game or lobby (no HELLO yet) close too.
             for session in list(context.sessions):
                 session.close(CLOSE_GOING_AWAY, "server shutting down")
-            await asyncio.sleep(0.2)  # let close frames reach the wire
+            # Wait for the peers' close frames, as for any close: each socket
+            # is dropped by its own timer after CLOSE_TIMEOUT at the latest.
+            deadline = loop.time() + CLOSE_TIMEOUT
+            while context.sessions and loop.time() < deadline:
+                await asyncio.sleep(0.05)
     except TimeoutError:
         logger.error("shutdown took over %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)
     await store.close()

@@ -209,6 +209,11 @@ class WebSocketSession:
 
     def _handle_events(self) -> None:
         for event in self.proto.events_received():
+            if not self._open:
+                # We have sent our close (too many bad frames, a flood, a
+                # refused HELLO): what the peer sent after that is not acted
+                # on, not even a HELLO parsed from the same read.
+                break
             if isinstance(event, Frame):
                 self._on_frame(event)
         self._flush()

@@ -16,6 +16,7 @@ trip, and fast enough that nothing here waits long.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import struct
 import time
@@ -38,7 +39,7 @@ from tests.net.test_websocket import (
     started_game,
     still_open,
 )
-from tests.reliability.support import client_frame
+from tests.reliability.support import client_frame, raw_websocket, read_frames
 
 TICK_RATE = 10
 PERIOD = 1 / TICK_RATE
@@ -305,3 +306,62 @@ async def test_shutdown_completes_the_close_handshake(
         assert server.errors() == []
     finally:
         await close_all(bots)
+
+
+def close_frame(code: int) -> bytes:
+    """A masked close frame with ``code``, as a client answers a close."""
+    frame = client_frame(struct.pack(">H", code))
+    return b"\x88" + frame[1:]  # the same frame with the close opcode
+
+
+def close_code(frames: list[tuple[int, bytes]]) -> int | None:
+    """The code of the close frame among ``frames``, if there is one."""
+    for opcode, payload in frames:
+        if opcode == 0x8:
+            return int(struct.unpack(">H", payload[:2])[0])
+    return None
+
+
+async def test_a_hello_behind_the_eleventh_bad_frame_is_not_acted_on(
+    slow_clock: ServerProcess, api: Api
+) -> None:
+    _, bots = await seated_bots(api, 2, ready=False)
+    guest = bots[1]
+    try:
+        sock = raw_websocket(slow_clock.base_url)
+        with sock:
+            # One write: the socket is closed at the eleventh, and the HELLO
+            # parsed from the same read must not take the guest's seat.
+            hello = client_frame(msgpack.packb([protocol.HELLO, guest.token]))
+            sock.sendall(client_frame(b"\xc1") * 11 + hello)
+            frames = await asyncio.to_thread(read_frames, sock, WAIT)
+        assert close_code(frames) == protocol.CLOSE_PROTOCOL
+        await asyncio.sleep(3 * PERIOD)
+        await still_open(guest)
+        warnings = [x for x in slow_clock.log if "too many bad frames" in x]
+        assert len(warnings) == 1
+    finally:
+        await close_all(bots)
+
+
+def test_shutdown_waits_for_a_late_close_answer(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False, extra=CLOCK)
+    sock = raw_websocket(server.base_url)
+    with sock:
+        server.process.send_signal(signal.SIGTERM)
+        sock.settimeout(WAIT)
+        head = sock.recv(2)  # the server's close frame, 1001
+        assert head[0] == 0x88
+        sock.recv(head[1] & 0x7F)
+        time.sleep(1.0)
+        # Our side has not answered yet: the server must still be waiting.
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1, socket.MSG_PEEK)
+        sock.settimeout(WAIT)
+        sock.sendall(close_frame(protocol.CLOSE_GOING_AWAY))
+        assert sock.recv(1) == b""  # then it ends TCP
+    assert server.stop() == 0
+    assert server.errors() == []
