@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         type=int,
         default=d.max_lobbies_per_address,
         help="lobbies created from one client address held at once, from "
-        "creation until closed, expired or their game ended; create answers "
+        "creation until closed, expired or their game ended, and its local "
+        "games until their socket opens; create and local start_game answer "
         "429 beyond (%(default)s)",
     )
     p.add_argument(

@@ -417,6 +417,11 @@ class LobbyService:
             ],
         }
 
+    @property
+    def unopened_local_games(self) -> int:
+        """Local games waiting for their socket; they count as lobbies do."""
+        return len(self._waiting_local)
+
     def _open_count(self) -> int:
         """Open lobbies and unopened local games: what max_lobbies bounds."""
         return len(self.lobbies) + len(self._waiting_local) + self._creating

@@ -343,6 +343,7 @@ class Router:
                 "tick": scheduler.tick,
                 "skipped_ticks": scheduler.skipped,
                 "open_lobbies": len(service.lobbies),
+                "unopened_local_games": service.unopened_local_games,
                 "running_games": len(scheduler.rooms),
                 "connections": metrics.connections,
                 "sockets": metrics.sockets,

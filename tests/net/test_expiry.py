@@ -57,7 +57,11 @@ async def test_an_unopened_local_game_expires_as_interrupted(
     server = server_factory(tls=False, extra=("--lobby-idle-timeout", str(IDLE)))
     api = Api(server.base_url)
     game = await api.post("/api/start_game/", {"player-1": "a", "player-2": "b"})
+    _, health = await aget(server.base_url, "/api/health/")
+    assert health["unopened_local_games"] == 1
     await asyncio.sleep(IDLE * 2.5)
+    _, health = await aget(server.base_url, "/api/health/")
+    assert health["unopened_local_games"] == 0
     _, view = await aget(server.base_url, f"/api/game/{game['game_id']}/")
     assert view["status"] == "interrupted"
     late = await refused_hello(game["token"], game["ws_url"])
