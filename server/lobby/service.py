@@ -45,7 +45,7 @@ from .. import protocol
 from ..config import Config
 from ..errors import ClientError, InternalError
 from ..protocol import Input
-from ..sim.game import Game
+from ..sim.game import Game, RoundEnded
 from ..sim.rules import Rules
 from ..sim.tournament import RoundResult, Standing, standings
 from ..store import (
@@ -1116,7 +1116,12 @@ class LobbyService:
         member.forfeited = True
         logger.info("game %s: %r forfeits", room.game_id, member.name)
         room.set_away(seat, False)
-        room.apply(room.game.forfeit(seat))
+        events = room.game.forfeit(seat)
+        if any(isinstance(event, RoundEnded) for event in events):
+            # The round the seat was pausing is over: no countdown to resume
+            # it; the break before the next round follows at once.
+            room.countdown = 0
+        room.apply(events)
         self._broadcast_lobby(lobby)
 
     def _seat(self, session: Session) -> tuple[Lobby, Member]:

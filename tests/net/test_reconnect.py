@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -138,9 +139,21 @@ async def test_a_forfeit_in_a_game_that_goes_on_refuses_the_late_token(
         leaver = bots[schedule[0][0]]
         drop(leaver)
         watcher = next(b for b in bots if b is not leaver)
+        heard: list[tuple[int, float]] = []  # ROUND_START and ROUND_END, when
+
+        def on_round(bot: Bot, kind: int, message: list[Any]) -> None:
+            if kind in (protocol.ROUND_START, protocol.ROUND_END):
+                heard.append((kind, time.monotonic()))
+
+        watcher.listener = on_round
         await watcher.wait_until(
             lambda: any(r.get("forfeit") for r in watcher.rounds), GRACE + WAIT
         )
+        ended = heard[-1][1]
+        # The next round the others play starts after the usual break (2 s),
+        # with no resume countdown for the round that the forfeit ended.
+        await watcher.wait_until(lambda: heard[-1][0] == protocol.ROUND_START, WAIT)
+        assert heard[-1][1] - ended < 2.0 + 0.7
         late = Bot(leaver.name, leaver.token, leaver.ws_url)
         with pytest.raises(BotError):
             await late.connect()
