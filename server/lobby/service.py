@@ -1211,6 +1211,8 @@ class LobbyService:
     ) -> None:
         """Store the game's end, then tell its sockets, then release it all."""
         audience = list(room.audience)
+        going = close_code == protocol.CLOSE_GOING_AWAY
+        reason = "server shutting down" if going else "game over"
 
         async def commit() -> None:
             saved = True
@@ -1222,7 +1224,7 @@ class LobbyService:
             data = protocol.pack([protocol.GAME_END, {**message, "saved": saved}])
             for endpoint in audience:
                 endpoint.send(data)
-                endpoint.close(close_code, "game over")
+                endpoint.close(close_code, reason)
             self._release(room, data)
 
         self._persist(room, commit())
