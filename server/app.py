@@ -97,6 +97,9 @@ async def serve(config: Config, stop: asyncio.Event | None = None) -> None:
     await stop.wait()
     logger.info("shutting down")
     server.close()
+    # Connections opened before keep sending: their requests and upgrades
+    # are refused from now on (server.net.http).
+    context.stopping = True
     try:
         async with asyncio.timeout(SHUTDOWN_TIMEOUT):
             await service.close()

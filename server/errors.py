@@ -77,6 +77,7 @@ CODES: dict[str, ErrorCode] = _table(
     ErrorCode("not_ready", 409, "Every player must be connected and ready."),
     ErrorCode("too_few_players", 409, "A game needs at least two players."),
     ErrorCode("server_busy", 503, "The server is at its limit; try again later."),
+    ErrorCode("shutting_down", 503, "The server is shutting down; try again shortly."),
     ErrorCode(
         "too_many_lobbies",
         429,

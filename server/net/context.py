@@ -42,3 +42,4 @@ class Context:
     per_address: dict[str, int] = field(default_factory=dict)  # open connections
     sessions: set[WebSocketSession] = field(default_factory=set)  # open sockets
     reader: TickReader = field(default_factory=TickReader)  # sockets past HELLO
+    stopping: bool = False  # shutdown has begun: no new requests or upgrades

@@ -22,6 +22,10 @@ WebSocket upgrade included, then names its client by ``client_address``
 (``server.net.forwarded``): the peer's address, or, from a trusted proxy,
 the one its X-Forwarded-For gives. The limits counted per request (failed
 logins, registrations, lobbies) and the log lines about a request use that.
+
+Shutdown. Once the server has begun to stop (``Context.stopping``), a
+request or upgrade that still arrives on a connection opened before is
+answered 503 ``shutting_down`` and the connection is closed.
 """
 
 from __future__ import annotations
@@ -305,6 +309,10 @@ class HttpConnection(asyncio.Protocol):
             if isinstance(item, ClientError):
                 self._write(error_response(item), keep_alive=False)
                 return
+            if self.context.stopping:
+                error = ClientError("shutting_down")
+                self._write(error_response(error), keep_alive=False)
+                return
             response = await self.context.router.handle(item)
             if item.method == "HEAD":
                 response.head_only = True
@@ -369,6 +377,9 @@ class HttpConnection(asyncio.Protocol):
             return
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
+            return
+        if self.context.stopping:
+            self._fail(ClientError("shutting_down"))
             return
         _, peer = self._client()
         if not origin_allowed(self.context.config, self._headers):

@@ -67,10 +67,13 @@ class TickReader:
         """Read ``session`` on the tick from now on; False if it cannot be.
 
         Only plain TCP sockets with a file descriptor can be: the caller
-        leaves any other on the event loop's callbacks.
+        leaves any other on the event loop's callbacks, as it does every
+        socket once the reader is closed.
         """
         transport = session.transport
-        if transport.is_closing() or transport.get_extra_info("ssl_object"):
+        if self._epoll.closed or transport.is_closing():
+            return False
+        if transport.get_extra_info("ssl_object"):
             return False
         sock = transport.get_extra_info("socket")
         if sock is None:

@@ -10,6 +10,10 @@ the score of the round in play, their sockets hear GAME_END and then 1001,
 sockets that never said HELLO get 1001 too, and the process exits 0 within
 the server's ten-second shutdown budget.
 
+A connection opened before the stop may still send requests while the
+server waits for close frames: it gets 503 shutting_down, and nothing is
+created.
+
 Last, what a crash may not undo: a LEAVE the server has acknowledged (close
 4005, "the token is void") must already be stored.
 """
@@ -17,13 +21,18 @@ Last, what a crash may not undo: a LEAVE the server has acknowledged (close
 from __future__ import annotations
 
 import asyncio
+import base64
+import http.client
+import os
 import signal
 import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -36,6 +45,7 @@ from tests.reliability.support import (
     CHURN_FLAGS,
     LobbyChurn,
     assert_database_sound,
+    raw_websocket,
     rows,
 )
 
@@ -224,3 +234,57 @@ async def test_a_leave_is_stored_before_it_is_acknowledged(
     view = get(server.base_url, f"/api/lobby/{created['lobby_id']}/")[1]
     assert view["status"] == "closed"
     assert server.stop() == 0 and server.errors() == []
+
+
+def test_requests_on_open_connections_are_refused_once_stopping(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Between SIGTERM and exit, keep-alive connections create nothing.
+
+    The wait for peers' close frames holds the process up to three seconds;
+    a connection opened before may send requests meanwhile. They, and an
+    upgrade, are answered 503 shutting_down and the connection closes.
+    """
+    server = server_factory(tls=False)
+    url = urlsplit(server.base_url)
+    # A socket that never answers our close keeps the server in its wait.
+    silent = raw_websocket(server.base_url)
+    lobby_conn = http.client.HTTPConnection(url.netloc, timeout=TIMEOUT)
+    upgrade_conn = http.client.HTTPConnection(url.netloc, timeout=TIMEOUT)
+    try:
+        for conn in (lobby_conn, upgrade_conn):
+            conn.request("GET", "/api/health/")
+            with conn.getresponse() as answer:
+                assert answer.status == 200 and not answer.will_close
+                answer.read()
+
+        server.process.send_signal(signal.SIGTERM)
+        close = silent.recv(64)  # our close frame: shutdown has begun
+        assert close[0] & 0x0F == 0x8
+        assert int.from_bytes(close[2:4], "big") == protocol.CLOSE_GOING_AWAY
+
+        body = orjson.dumps({"host": "latecomer"})
+        json_type = {"Content-Type": "application/json"}
+        lobby_conn.request("POST", "/api/create_lobby/", body, json_type)
+        upgrade_conn.request(
+            "GET",
+            "/ws/",
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+            },
+        )
+        for conn in (lobby_conn, upgrade_conn):
+            with conn.getresponse() as answer:
+                assert answer.status == 503 and answer.will_close
+                error = orjson.loads(answer.read())["error"]
+                assert error["code"] == "shutting_down"
+    finally:
+        silent.close()
+        lobby_conn.close()
+        upgrade_conn.close()
+    assert server.process.wait(SHUTDOWN_BUDGET + 2) == 0
+    assert rows(server.db_path, "SELECT id FROM lobbies") == []
+    assert server.errors() == []
