@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import orjson
 
@@ -129,6 +130,8 @@ class Router:
         if methods is None:
             prefix, _, last = path.rpartition("/")
             methods = self.with_id.get(prefix)
+            # The ID segment as the client meant it: "%20" is a space.
+            last = unquote(last, errors="replace")
             args = [last]
         if methods is None:
             rest, _, middle = prefix.rpartition("/")
@@ -362,7 +365,10 @@ def local_players(body: dict[str, Any]) -> list[str]:
         if key == "points_to_win":
             continue
         number = key.removeprefix("player-")
-        if number == key or not number.isdigit() or number.startswith("0"):
+        # ASCII digits only: str.isdigit also takes "²" and fullwidth digits,
+        # which int() refuses or reads as a number the client did not write.
+        plain = number.isascii() and number.isdigit() and len(number) <= 3
+        if number == key or not plain or number.startswith("0"):
             raise ClientError("invalid_field", f"unexpected field {key[:32]!r}")
         if not isinstance(value, str):
             raise ClientError("invalid_field", f"{key} must be a string")

@@ -236,10 +236,6 @@ class HttpConnection(asyncio.Protocol):
         encoding = self._headers.get("content-encoding", "identity").lower()
         if encoding != "identity":
             raise ClientError("unsupported_media_type", "no content encodings")
-        if self._headers.get("expect", "").lower() == "100-continue":
-            # curl waits a second for this before sending a larger body.
-            assert self.transport is not None
-            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         config = self.context.config
         # Avatar uploads are images, bounded on their own.
         avatar = bytes(self._url).split(b"?", 1)[0].rstrip(b"/") == AVATAR_PATH
@@ -248,6 +244,11 @@ class HttpConnection(asyncio.Protocol):
         too_long = length is not None and length.isdigit()
         if too_long and int(length or 0) > self._body_limit:
             raise ClientError("body_too_large")
+        if self._headers.get("expect", "").lower() == "100-continue":
+            # curl waits a second for this before sending a larger body;
+            # a body we would refuse is refused above, before it is sent.
+            assert self.transport is not None
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body += body
@@ -377,6 +378,9 @@ class HttpConnection(asyncio.Protocol):
             return
         if not (path == b"/ws" or path.startswith(b"/ws/")):
             self._fail(ClientError("not_found"))
+            return
+        if self.parser.get_method() != b"GET":
+            self._fail(ClientError("method_not_allowed", "allowed: GET"))
             return
         if self.context.stopping:
             self._fail(ClientError("shutting_down"))

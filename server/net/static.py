@@ -88,7 +88,7 @@ class StaticFiles:
         if found is None:
             raise ClientError("not_found")
         headers = [("ETag", found.etag), *SECURITY_HEADERS]
-        fresh = request.headers.get("if-none-match") == found.etag
+        fresh = _matches(request.headers.get("if-none-match"), found.etag)
         # A 304 has no body, but its Content-Length still states the full one.
         return Response(
             304 if fresh else 200,
@@ -98,6 +98,17 @@ class StaticFiles:
             head_only=fresh,
             cache_control="no-cache",
         )
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether If-None-Match names ``etag``: a list, weak comparison, or "*"."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(
+        tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(",")
+    )
 
 
 def _walk(folder: Traversable, prefix: str) -> list[tuple[str, Traversable]]:

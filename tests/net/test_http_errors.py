@@ -34,6 +34,15 @@ from tests.helpers import (
 JSON = {"Content-Type": "application/json"}
 
 
+PLAYER_SUPERSCRIPT = '{"player-1": "a", "player-2": "b", "player-\u00b2": "c"}'.encode()
+# A fullwidth 3 beside player-3 must not overwrite it.
+PLAYER_FULLWIDTH = (
+    '{"player-1": "a", "player-2": "b", "player-3": "c", "player-\uff13": "d"}'
+).encode()
+# Past int()'s 4300-digit limit for str.
+PLAYER_HUGE = ('{"player-1": "a", "player-' + "9" * 5000 + '": "b"}').encode()
+
+
 def assert_error(status: int, body: Any, code: str) -> None:
     expected = CODES[code]
     assert (status, body["error"]["code"]) == (expected.status, code)
@@ -159,6 +168,17 @@ SHAPE_ERRORS = [
         {**JSON, "Authorization": "Bearer not-a-token"},
         "invalid_token",
     ),
+    # str.isdigit takes these; only ASCII digits number a player.
+    (
+        "start_superscript_number",
+        "POST",
+        START,
+        PLAYER_SUPERSCRIPT,
+        JSON,
+        "invalid_field",
+    ),
+    ("start_fullwidth_number", "POST", START, PLAYER_FULLWIDTH, JSON, "invalid_field"),
+    ("start_huge_number", "POST", START, PLAYER_HUGE, JSON, "invalid_field"),
     ("unknown_lobby", "GET", "/api/lobby/ZZZZZZZZZZ/", None, {}, "unknown_lobby"),
     ("unknown_game", "GET", "/api/game/ZZZZZZZZZZZZ/", None, {}, "unknown_game"),
     ("unknown_path", "GET", "/api/nothing-here/", None, {}, "not_found"),
@@ -246,7 +266,16 @@ def _many_headers() -> bytes:
     return f"GET /api/health/ HTTP/1.1\r\n{lines}\r\n".encode()
 
 
+def _post_upgrade() -> bytes:
+    return (
+        b"POST /ws/ HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n"
+    )
+
+
 RAW_ERRORS = [
+    ("upgrade_by_post", _post_upgrade, "method_not_allowed"),
     ("body_17k", _too_large_by_length, "body_too_large"),
     ("body_17k_chunked", _too_large_chunked, "body_too_large"),
     ("header_9k", _long_header, "headers_too_large"),
@@ -269,6 +298,16 @@ def test_unacceptable_bytes_are_answered_then_the_connection_closed(
     status, headers, body = parse_response(raw)
     assert_error(status, body, code)
     assert headers["connection"] == "close"
+    assert closed
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_body_too_large_is_refused_before_100_continue(server: ServerProcess) -> None:
+    head = _post_head("Content-Length: 99999\r\nExpect: 100-continue")
+    raw, closed = raw_exchange(server.base_url, head)
+    assert b"100 Continue" not in raw
+    status, _, body = parse_response(raw)
+    assert_error(status, body, "body_too_large")
     assert closed
 
 
@@ -301,6 +340,14 @@ def create(server: ServerProcess, **fields: Any) -> dict[str, Any]:
 
 def join(server: ServerProcess, lobby_id: str, name: str) -> tuple[int, Any]:
     return post(server.base_url, JOIN, {"lobby_id": lobby_id, "guest_name": name})
+
+
+def test_an_id_in_a_url_may_be_typed_loosely(server: ServerProcess) -> None:
+    lobby_id = create(server)["lobby_id"]
+    typed = f"{lobby_id[:5].lower()}%20-{lobby_id[5:]}"  # "%20" is a space
+    status, view = get(server.base_url, f"/api/lobby/{typed}/")
+    assert status == 200, view
+    assert view["lobby_id"] == lobby_id
 
 
 def test_lobby_full(server: ServerProcess) -> None:

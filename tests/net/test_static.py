@@ -56,6 +56,9 @@ def test_a_current_copy_is_answered_304_without_a_body(site: StaticFiles) -> Non
     assert (response.status, response.head_only) == (304, True)
     stale = site.answer(make_request("/", **{"if-none-match": '"old"'}))
     assert stale.status == 200
+    # A list, a weak tag and "*" match too (RFC 9110, 13.1.2).
+    for header in (f'"old", {etag}', f"W/{etag}", "*"):
+        assert site.answer(make_request("/", **{"if-none-match": header})).status == 304
 
 
 @pytest.mark.parametrize(
