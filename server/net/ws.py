@@ -244,6 +244,11 @@ class WebSocketSession:
                 logger.warning(
                     "%s %s: message flood; closing", self.socket_id, self.peer
                 )
+                # websockets answered every ping of this read while parsing
+                # it; what it holds unsent is only those pongs (our own
+                # messages are flushed as they are sent). A flooder gets
+                # none of them, only the close.
+                self.proto.data_to_send()
                 self.close(protocol.CLOSE_FLOOD, "too many messages")
                 # Read no more: what a flooder sends after this is not worth
                 # parsing; the close timer drops the connection.
