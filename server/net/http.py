@@ -261,6 +261,9 @@ class HttpConnection(asyncio.Protocol):
             self._timer = None
         if self.parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next; see _upgrade
+        if self.parser.get_http_version() not in ("1.0", "1.1"):
+            # llhttp reads a request line without a version as HTTP/0.9.
+            raise ClientError("bad_request", "HTTP/1.0 or HTTP/1.1 only")
         url = self._parse_url()
         address, peer = self._client()
         request = Request(

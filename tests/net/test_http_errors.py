@@ -282,6 +282,7 @@ RAW_ERRORS = [
     ("101_headers", _many_headers, "headers_too_large"),
     ("garbage", lambda: b"\x00\x01\xfe NOT HTTP AT ALL\r\n\r\n", "bad_request"),
     ("bad_version", lambda: b"GET / HTTP/9.Z\r\n\r\n", "bad_request"),
+    ("no_version", lambda: b"GET /\r\n\r\n", "bad_request"),
 ]
 
 
