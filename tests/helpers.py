@@ -1,7 +1,8 @@
 """Helpers the tests against a running server share: HTTP, raw bytes, the DB.
 
 Everything here talks to the server the way a client would, over loopback
-sockets; the database is only ever opened read-only, next to the live server.
+sockets; the database is only ever opened read-only, next to the live server,
+or locked without a write, as an operator's shell or a backup may lock it.
 """
 
 from __future__ import annotations
@@ -169,6 +170,24 @@ def db_counts(db_path: Path) -> dict[str, int]:
         return {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES
         }
+
+
+@contextlib.contextmanager
+def writes_held(db_path: Path) -> Iterator[None]:
+    """Hold the database's write lock, writing nothing, until the block ends.
+
+    The server's writes wait meanwhile (its busy timeout is 5 seconds, so
+    keep the block shorter): a game started inside it stays "starting".
+    """
+    conn = sqlite3.connect(db_path, timeout=TIMEOUT, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+    finally:
+        conn.close()
 
 
 def wait_for(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:

@@ -605,6 +605,14 @@ class LobbyService:
             if m.endpoint is not None:
                 room.audience.append(m.endpoint)
                 m.endpoint.send(room.start_message([lobby.game_seats[m.seat]]))
+
+        # While the game was being stored, no member could join, leave or
+        # ready (the lobby was no longer open), but sockets could close or
+        # come back. One that closed and has not come back is a player lost
+        # mid-game, from the first tick: away, with its grace.
+        for m in members:
+            if m.endpoint is None:
+                self._away(lobby, m, room, lobby.game_seats[m.seat])
         self._broadcast_lobby(lobby)
         self.scheduler.add(room)
         self.counters.games_started += 1

@@ -12,7 +12,14 @@ import pytest
 from bench.bot import Api, Bot, BotError
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import aget, close_all, connect_db, refused_hello, seated_bots
+from tests.helpers import (
+    aget,
+    close_all,
+    connect_db,
+    refused_hello,
+    seated_bots,
+    writes_held,
+)
 
 WAIT = 10.0
 GRACE = 2.0
@@ -186,3 +193,60 @@ async def test_a_local_game_waits_for_its_socket_then_is_interrupted(
     async with asyncio.timeout(GRACE + WAIT):
         while await status() != "interrupted":
             await asyncio.sleep(0.1)
+
+
+# Sockets lost while the game is being stored ---------------------------------
+
+
+def statuses(bot: Bot) -> dict[str, str]:
+    """Each member's status in the latest LOBBY ``bot`` has, by name."""
+    assert bot.lobby is not None
+    return {p["name"]: p["status"] for p in bot.lobby["players"]}
+
+
+async def until_starting(server: ServerProcess, lobby_id: str) -> None:
+    """Wait until the host's START has been taken: the game is being stored."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+            if view["status"] == "starting":
+                return
+            await asyncio.sleep(0.02)
+
+
+async def test_a_socket_lost_while_the_game_starts_is_away_then_forfeits(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api)
+    host, guest = bots
+    heard: list[int] = []  # the kind of every message the host gets
+    host.listener = lambda bot, kind, message: heard.append(kind)
+    try:
+        with writes_held(graceful.db_path):
+            await host.start()
+            await until_starting(graceful, lobby_id)
+            # No way out of a game being started but to be lost from it.
+            await guest.send(protocol.LEAVE)
+            await guest.wait_until(lambda: bool(guest.errors), WAIT)
+            assert [e["code"] for e in guest.errors] == ["lobby_started"]
+            await guest.close()
+            await host.wait_until(lambda: statuses(host)[guest.name] == "joined", WAIT)
+
+        # The game starts with the guest away, so it waits for the guest...
+        await host.wait_until(lambda: host.game is not None, WAIT)
+        await host.wait_until(lambda: statuses(host)[guest.name] == "away", WAIT)
+        since_start = heard[heard.index(protocol.GAME_START) :]
+        told = [k for k in since_start if k in (protocol.AWAY, protocol.LOBBY)]
+        assert told[:2] == [protocol.AWAY, protocol.LOBBY]
+        await asyncio.sleep(0.3)
+        rules = host.game["rules"]
+        assert host.snapshot is not None  # still before the first tick:
+        assert host.snapshot.serve_wait == rules["serve_delay"] * rules["tick_rate"]
+
+        # ... and once the grace is over, the guest has forfeited.
+        result = await host.finished(GRACE + WAIT)
+        assert result["status"] == "finished" and result["winner"] == 0
+        assert result["rounds"][0]["forfeit"] is True
+    finally:
+        await close_all(bots)
