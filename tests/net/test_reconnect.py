@@ -15,7 +15,9 @@ from tests.conftest import ServerProcess
 from tests.helpers import (
     aget,
     close_all,
+    collect_snapshots,
     connect_db,
+    paddle_path,
     refused_hello,
     seated_bots,
     writes_held,
@@ -23,6 +25,7 @@ from tests.helpers import (
 
 WAIT = 10.0
 GRACE = 2.0
+RESUME = 3.0  # seconds of the countdown after BACK
 
 
 @pytest.fixture(scope="module")
@@ -249,4 +252,45 @@ async def test_a_socket_lost_while_the_game_starts_is_away_then_forfeits(
         assert result["status"] == "finished" and result["winner"] == 0
         assert result["rounds"][0]["forfeit"] is True
     finally:
+        await close_all(bots)
+
+
+async def test_a_move_sent_while_round_0_waits_holds_once_it_begins(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api)
+    host, guest = bots
+    seen = collect_snapshots(host)
+    back = Bot(guest.name, guest.token, guest.ws_url, autoplay=False)
+    try:
+        # The guest is away from the start: round 0 waits before its first tick.
+        with writes_held(graceful.db_path):
+            await host.start()
+            await until_starting(graceful, lobby_id)
+            await guest.close()
+            await host.wait_until(lambda: statuses(host)[guest.name] == "joined", WAIT)
+        await host.wait_until(lambda: statuses(host)[guest.name] == "away", WAIT)
+        assert host.game is not None
+        rules = host.game["rules"]
+        middle = rules["field_height"] / 2
+        serve_wait = rules["serve_delay"] * rules["tick_rate"]
+
+        # The host's move is acked, but nothing moves while the round waits.
+        await host.send(protocol.INPUT, 1, -1.0)
+        await host.wait_until(lambda: bool(seen) and seen[-1].left_ack == 1, WAIT)
+        await back.connect()
+        resumed = RESUME + WAIT
+        await host.wait_until(
+            lambda: sum(s.serve_wait < serve_wait for s in seen) >= 40, resumed
+        )
+        waiting = [s for s in seen if s.serve_wait == serve_wait]
+        assert {(s.left_y, s.right_y) for s in waiting} == {(middle, middle)}
+
+        # Round 0's first tick applies it, and it holds from there.
+        played = [s for s in seen if s.serve_wait < serve_wait][:40]
+        assert [s.left_y for s in played] == paddle_path(rules, -1.0, 40)
+        assert {s.right_y for s in played} == {middle}
+    finally:
+        await back.close()
         await close_all(bots)
