@@ -18,8 +18,10 @@ its end, and at a round's start those of the seats that do not play it.
 
 Pauses. A seat whose socket dropped is *away*. While a seat of the current
 round is away the game does not step: every tick sends the same snapshot.
-When the last away player of the round is back (or forfeits), a countdown of
+When the last away player of the round is back, a countdown of
 ``resume_ticks`` frozen ticks follows, then play goes on where it stopped.
+When it forfeits instead, there is nothing to resume: its round ends, and
+the game goes on at once.
 """
 
 from __future__ import annotations
@@ -144,6 +146,21 @@ class Room:
             self.away.discard(seat)
         if was_waiting and not self.round_is_waiting():
             self.countdown = self.resume_ticks
+
+    def forfeit(self, seat: int) -> None:
+        """An away seat stayed away: its rounds go to their opponents.
+
+        The seat is no longer away, but nobody came back: if the game was
+        waiting for it, it goes on at once, with no countdown. Its round in
+        play, or round 0 before the first tick, ends now, and the break
+        before the next round follows; a break it was holding up goes on.
+        """
+        was_waiting = self.round_is_waiting()
+        self.away.discard(seat)
+        self.moves[seat] = 0.0
+        if was_waiting and not self.round_is_waiting():
+            self.countdown = 0
+        self.apply(self.game.forfeit(seat))
 
     def apply(self, events: tuple[object, ...]) -> None:
         """Turn simulation events into messages and results, in order."""

@@ -217,6 +217,20 @@ async def until_starting(server: ServerProcess, lobby_id: str) -> None:
             await asyncio.sleep(0.02)
 
 
+async def start_without(
+    server: ServerProcess, lobby_id: str, bots: list[Bot], lost: Bot
+) -> None:
+    """The host starts the game; ``lost`` closes its socket while the game is
+    being stored, and is away from its start. Returns once the others know."""
+    watcher = next(b for b in bots if b is not lost)
+    with writes_held(server.db_path):
+        await bots[0].start()
+        await until_starting(server, lobby_id)
+        await lost.close()
+        await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "joined", WAIT)
+    await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "away", WAIT)
+
+
 async def test_a_socket_lost_while_the_game_starts_is_away_then_forfeits(
     graceful: ServerProcess,
 ) -> None:
@@ -265,12 +279,7 @@ async def test_a_move_sent_while_round_0_waits_holds_once_it_begins(
     back = Bot(guest.name, guest.token, guest.ws_url, autoplay=False)
     try:
         # The guest is away from the start: round 0 waits before its first tick.
-        with writes_held(graceful.db_path):
-            await host.start()
-            await until_starting(graceful, lobby_id)
-            await guest.close()
-            await host.wait_until(lambda: statuses(host)[guest.name] == "joined", WAIT)
-        await host.wait_until(lambda: statuses(host)[guest.name] == "away", WAIT)
+        await start_without(graceful, lobby_id, bots, guest)
         assert host.game is not None
         rules = host.game["rules"]
         middle = rules["field_height"] / 2
@@ -294,3 +303,89 @@ async def test_a_move_sent_while_round_0_waits_holds_once_it_begins(
     finally:
         await back.close()
         await close_all(bots)
+
+
+async def test_a_forfeit_before_round_0_begins_ends_it_then_the_break(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api, 4)
+    host, watcher = bots[0], bots[3]
+    heard: list[tuple[int, Any]] = []  # SNAPSHOT (its tick), ROUND_END, ROUND_START
+    watcher.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    try:
+        # The host, seat 0, plays round 0 against seat 3, but is away from
+        # the start: round 0 waits before its first tick until the grace ends.
+        await start_without(graceful, lobby_id, bots, host)
+        assert watcher.game is not None
+        assert watcher.game["rounds"][:2] == [[0, 3], [2, 1]]
+        rules = watcher.game["rules"]
+        tick_rate = rules["tick_rate"]
+        await watcher.wait_until(
+            lambda: watcher.round is not None, GRACE + rules["round_break"] + WAIT
+        )
+    finally:
+        await close_all(bots)
+
+    kinds = [kind for kind, _ in heard]
+    ended = kinds.index(protocol.ROUND_END)
+    started = kinds.index(protocol.ROUND_START)
+    assert heard[ended][1] == {
+        "round": 0,
+        "left": 0,
+        "right": 3,
+        "score": [0, 0],
+        "winner": 3,
+        "forfeit": True,
+    }
+    assert heard[started][1]["round"] == 1
+
+    # Round 0 ends at the grace, with no countdown first...
+    ticks = [tick for kind, tick in heard[:ended] if kind == protocol.SNAPSHOT]
+    waited = ticks[-1] - ticks[0]
+    assert GRACE * tick_rate - 5 <= waited <= (GRACE + 0.5) * tick_rate
+    # ... and the whole break follows before round 1.
+    in_break = kinds[ended:started].count(protocol.SNAPSHOT)
+    assert in_break == rules["round_break"] * tick_rate
+
+
+async def test_a_forfeit_in_the_break_lets_the_break_go_on_at_once(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    _, bots = await seated_bots(api, 3, points=1)
+    watcher, leaver = bots[0], bots[1]
+    heard: list[tuple[int, Any]] = []  # SNAPSHOT (its tick), AWAY, ROUND_START...
+    watcher.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    try:
+        await watcher.start()
+        await watcher.wait_until(lambda: watcher.round is not None, WAIT)
+        assert watcher.game is not None
+        assert watcher.game["rounds"] == [[2, 1], [2, 0], [0, 1]]
+        rules = watcher.game["rules"]
+        tick_rate = rules["tick_rate"]
+        # Paddles away from the middle, for a point (and the round) soon.
+        await bots[2].send(protocol.INPUT, 1, 1.0)
+        await leaver.send(protocol.INPUT, 1, -1.0)
+        await leaver.wait_until(lambda: bool(leaver.rounds), 30.0)
+        # Seat 1 drops in the break after its round, which waits for it.
+        drop(leaver)
+        await watcher.wait_until(
+            lambda: watcher.round is not None and watcher.round["round"] == 1,
+            GRACE + rules["round_break"] + WAIT,
+        )
+    finally:
+        await close_all(bots)
+
+    kinds = [kind for kind, _ in heard]
+    ended = kinds.index(protocol.ROUND_END)
+    away = kinds.index(protocol.AWAY)
+    started = kinds.index(protocol.ROUND_START, away)
+    assert ended < away
+    break_ticks = rules["round_break"] * tick_rate
+    left = break_ticks - kinds[ended:away].count(protocol.SNAPSHOT)
+    before = [tick for kind, tick in heard[:away] if kind == protocol.SNAPSHOT]
+    after = [tick for kind, tick in heard[started:] if kind == protocol.SNAPSHOT]
+    # The grace, then the rest of the break: no countdown in between.
+    waited = after[0] - before[-1]
+    assert GRACE * tick_rate + left <= waited <= (GRACE + 0.5) * tick_rate + left
