@@ -1,7 +1,8 @@
 """Helpers the tests against a running server share: HTTP, raw bytes, the DB.
 
 Everything here talks to the server the way a client would, over loopback
-sockets; the database is only ever opened read-only, next to the live server.
+sockets; the database is only ever opened read-only, next to the live server,
+or locked without a write, as an operator's shell or a backup may lock it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.bot import Api, Bot, BotError, client_ssl_context, everyone_ready
+from bench.bot import (
+    Api,
+    Bot,
+    BotError,
+    Snapshot,
+    client_ssl_context,
+    everyone_ready,
+)
+from server import protocol
 
 TIMEOUT = 10.0  # seconds for any one request or wait in a test
 TABLES = (
@@ -171,6 +180,24 @@ def db_counts(db_path: Path) -> dict[str, int]:
         }
 
 
+@contextlib.contextmanager
+def writes_held(db_path: Path) -> Iterator[None]:
+    """Hold the database's write lock, writing nothing, until the block ends.
+
+    The server's writes wait meanwhile (its busy timeout is 5 seconds, so
+    keep the block shorter): a game started inside it stays "starting".
+    """
+    conn = sqlite3.connect(db_path, timeout=TIMEOUT, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
 def wait_for(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:
     """Poll a condition another process makes true, such as a row landing."""
     deadline = time.monotonic() + timeout
@@ -220,6 +247,30 @@ async def seated_bots(
         host = bots[0]
         await host.wait_until(lambda: everyone_ready(host.lobby, players), TIMEOUT)
     return created["lobby_id"], bots
+
+
+def collect_snapshots(bot: Bot) -> list[Snapshot]:
+    """Every SNAPSHOT the bot receives from now on, in arrival order.
+
+    It takes the bot's ``listener``.
+    """
+    seen: list[Snapshot] = []
+
+    def listen(b: Bot, kind: int, message: list[Any]) -> None:
+        if kind == protocol.SNAPSHOT:
+            seen.append(Snapshot(*message[1:]))
+
+    bot.listener = listen
+    return seen
+
+
+def paddle_path(rules: dict[str, Any], move: float, ticks: int) -> list[float]:
+    """A centred paddle's y after each of ``ticks`` ticks of a held ``move``."""
+    step = move * rules["paddle_speed"] / rules["tick_rate"]
+    low = rules["paddle_height"] / 2
+    high = rules["field_height"] - low
+    middle = rules["field_height"] / 2
+    return [min(high, max(low, middle + step * n)) for n in range(1, ticks + 1)]
 
 
 async def close_all(bots: list[Bot]) -> None:

@@ -9,10 +9,19 @@ snapshot for the whole room and hands the same bytes to every socket in the
 audience. Nothing here awaits or touches the store: round and game results go
 to the ``RoomListener``, which writes them after the tick.
 
+Moves and rounds. A move holds until the round it was sent in ends. One sent
+before a round's first tick (from GAME_START on for round 0, in the break
+for the next round) is meant for that round: its first tick applies it, and
+it holds from there. The simulation starts a round and plays its first tick
+in one step, so the moves to drop are dropped around it: a round's own at
+its end, and at a round's start those of the seats that do not play it.
+
 Pauses. A seat whose socket dropped is *away*. While a seat of the current
 round is away the game does not step: every tick sends the same snapshot.
-When the last away player of the round is back (or forfeits), a countdown of
+When the last away player of the round is back, a countdown of
 ``resume_ticks`` frozen ticks follows, then play goes on where it stopped.
+When it forfeits instead, there is nothing to resume: its round ends, and
+the game goes on at once.
 """
 
 from __future__ import annotations
@@ -55,6 +64,10 @@ class Room:
         self.moves = [0.0] * n
         self.seqs = [0] * n  # latest input sequence received per seat
         self.acks = [0] * n  # sequence of the input applied at the last tick
+        # The round whose moves ``moves`` holds, until it ends: round 0 from
+        # the start, then each round from its first tick. None in a break,
+        # where the moves sent are for the round to come.
+        self.moves_round: int | None = 0
         self.audience: list[Endpoint] = []
         self.away: set[int] = set()  # game seats whose socket has dropped
         self.countdown = 0  # frozen ticks left before play resumes
@@ -134,13 +147,26 @@ class Room:
         if was_waiting and not self.round_is_waiting():
             self.countdown = self.resume_ticks
 
+    def forfeit(self, seat: int) -> None:
+        """An away seat stayed away: its rounds go to their opponents.
+
+        The seat is no longer away, but nobody came back: if the game was
+        waiting for it, it goes on at once, with no countdown. Its round in
+        play, or round 0 before the first tick, ends now, and the break
+        before the next round follows; a break it was holding up goes on.
+        """
+        was_waiting = self.round_is_waiting()
+        self.away.discard(seat)
+        self.moves[seat] = 0.0
+        if was_waiting and not self.round_is_waiting():
+            self.countdown = 0
+        self.apply(self.game.forfeit(seat))
+
     def apply(self, events: tuple[object, ...]) -> None:
         """Turn simulation events into messages and results, in order."""
         for event in events:
             if isinstance(event, RoundStarted):
-                # Held moves do not carry over into a new round.
-                for seat in range(len(self.moves)):
-                    self.moves[seat] = 0.0
+                self._keep_moves_of(event.index, event.left, event.right)
                 self.broadcast(self._round_start(event.index, event.left, event.right))
             elif isinstance(event, Scored):
                 game = self.game
@@ -159,6 +185,7 @@ class Room:
                     )
                 )
             elif isinstance(event, RoundEnded):
+                self._drop_moves_of(event.result)
                 self.broadcast(
                     protocol.pack([protocol.ROUND_END, round_view(event.result)])
                 )
@@ -166,6 +193,30 @@ class Room:
             elif isinstance(event, GameEnded):
                 self.finished = True
                 self.listener.game_ended(self, event.winner, event.standings)
+
+    def _keep_moves_of(self, index: int, left: int, right: int) -> None:
+        """Round ``index`` has started: only its two seats' moves stay.
+
+        Theirs were sent for it, before its first tick (which has applied
+        them); any other seat's was sent in the break for a round it does
+        not play.
+        """
+        moves = self.moves
+        for seat in range(len(moves)):
+            if seat != left and seat != right:
+                moves[seat] = 0.0
+        self.moves_round = index
+
+    def _drop_moves_of(self, result: RoundResult) -> None:
+        """A round has ended: the moves sent for it stop with it.
+
+        Only the round the moves were held for counts. Rounds recorded as
+        forfeits without being played end in a break, or just before the
+        next round starts, where the moves held are for that next round.
+        """
+        if result.index == self.moves_round:
+            self.moves[result.left] = self.moves[result.right] = 0.0
+            self.moves_round = None
 
     def broadcast(self, data: bytes) -> None:
         for endpoint in self.audience:

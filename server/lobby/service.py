@@ -45,7 +45,7 @@ from .. import protocol
 from ..config import Config
 from ..errors import ClientError, InternalError
 from ..protocol import Input
-from ..sim.game import Game, RoundEnded
+from ..sim.game import Game
 from ..sim.rules import Rules
 from ..sim.tournament import RoundResult, Standing, standings
 from ..store import (
@@ -605,6 +605,14 @@ class LobbyService:
             if m.endpoint is not None:
                 room.audience.append(m.endpoint)
                 m.endpoint.send(room.start_message([lobby.game_seats[m.seat]]))
+
+        # While the game was being stored, no member could join, leave or
+        # ready (the lobby was no longer open), but sockets could close or
+        # come back. One that closed and has not come back is a player lost
+        # mid-game, from the first tick: away, with its grace.
+        for m in members:
+            if m.endpoint is None:
+                self._away(lobby, m, room, lobby.game_seats[m.seat])
         self._broadcast_lobby(lobby)
         self.scheduler.add(room)
         self.counters.games_started += 1
@@ -1115,13 +1123,7 @@ class LobbyService:
         member.away = False
         member.forfeited = True
         logger.info("game %s: %r forfeits", room.game_id, member.name)
-        room.set_away(seat, False)
-        events = room.game.forfeit(seat)
-        if any(isinstance(event, RoundEnded) for event in events):
-            # The round the seat was pausing is over: no countdown to resume
-            # it; the break before the next round follows at once.
-            room.countdown = 0
-        room.apply(events)
+        room.forfeit(seat)
         self._broadcast_lobby(lobby)
 
     def _seat(self, session: Session) -> tuple[Lobby, Member]:

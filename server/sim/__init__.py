@@ -11,6 +11,7 @@ from .pong import (
     RoundOver,
     RoundState,
     Scored,
+    end_round,
     new_round,
     step,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Scored",
     "Standing",
     "TickRules",
+    "end_round",
     "new_round",
     "overall_winner",
     "round_robin",

@@ -16,11 +16,14 @@ always in one of four phases:
 - finished: after the last round ``GameEnded`` names the winner, and steps do
   nothing.
 
-A forfeit ends the forfeiting seat's round at once if it is being played, and
-marks the seat so its later rounds are recorded as forfeits, 0-0, when they
-come up. A round whose two seats have both forfeited is recorded as won by
-its left seat, so that every scheduled round has exactly one result. When no
-playable round is left the game ends at once rather than after a break.
+A forfeit ends the forfeiting seat's round at once if it is being played, or
+if it is round 0 still waiting for its first tick (round 0 is the current
+round from the start: its seats are the ones the game shows, and a break
+follows its end as any other's), and marks the seat so its later rounds are
+recorded as forfeits, 0-0, when they come up. A round whose two seats have
+both forfeited is recorded as won by its left seat, so that every scheduled
+round has exactly one result. When no playable round is left the game ends at
+once rather than after a break.
 """
 
 from __future__ import annotations
@@ -105,7 +108,7 @@ class Game:
         return self._play(moves)
 
     def forfeit(self, seat: int) -> tuple[object, ...]:
-        """Forfeit ``seat``'s current round if it is playing, and its later ones.
+        """Forfeit ``seat``'s current round if it is in it, and its later ones.
 
         Returns the events this causes at once (``RoundEnded``, perhaps
         ``GameEnded``). Rounds later in the schedule are forfeited by ``step``
@@ -118,17 +121,22 @@ class Game:
             return _NOTHING
         self._forfeited.add(seat)
 
-        if self._due is not None:
-            # Between rounds: if this leaves nothing worth playing, record the
-            # rest now rather than after a break that leads nowhere.
+        if self._due is not None and self._due != self.round_index:
+            # In the break after a round: if this leaves nothing worth
+            # playing, record the rest now rather than after a break that
+            # leads nowhere.
             if self._playable_from(self._due):
                 return _NOTHING
             self.in_break = False
             return self._forfeit_from(self._due)[0]
         if seat not in (self.left_seat, self.right_seat):
             return _NOTHING
-        self.round.finished = True
-        self.round.winner_side = 1 if seat == self.left_seat else 0
+        # The seat's round ends now, whether it is being played or is round 0
+        # before its first tick (the one due round that is already current),
+        # and the break before the next round follows.
+        self._due = None
+        loser_side = 0 if seat == self.left_seat else 1
+        pong.end_round(self.round, self.tick_rules, 1 - loser_side)
         return self._end_round(forfeit=True)
 
     # Phases ----------------------------------------------------------------

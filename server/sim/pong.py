@@ -166,6 +166,21 @@ def step(
     return _move_ball(state, rules)
 
 
+def end_round(state: RoundState, rules: TickRules, winner_side: int) -> None:
+    """Finish the round now, won by ``winner_side``, the score as it stands.
+
+    The last point ends a round this way, and so does a forfeit, at any
+    moment. The ball goes back to the centre and stops: no ball is in play.
+    """
+    state.finished = True
+    state.winner_side = winner_side
+    state.ball_x = rules.field_width / 2
+    state.ball_y = rules.field_height / 2
+    state.ball_vx = 0.0
+    state.ball_vy = 0.0
+    state.serve_wait = 0
+
+
 def _moved_paddle(y: float, move: float, rules: TickRules) -> float:
     # Moves come from the network: NaN would poison the paddle for good, and
     # anything beyond one step per tick would be a speed hack.
@@ -303,13 +318,7 @@ def _score(state: RoundState, rules: TickRules, conceded: int) -> tuple[Event, .
     scored = Scored(scorer, score)
 
     if score[scorer] >= rules.points_to_win:
-        state.finished = True
-        state.winner_side = scorer
-        state.ball_x = rules.field_width / 2
-        state.ball_y = rules.field_height / 2
-        state.ball_vx = 0.0
-        state.ball_vy = 0.0
-        state.serve_wait = 0
+        end_round(state, rules, scorer)
         return (scored, RoundOver(scorer, score))
 
     state.serve_to = conceded

@@ -12,10 +12,20 @@ import pytest
 from bench.bot import Api, Bot, BotError
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import aget, close_all, connect_db, refused_hello, seated_bots
+from tests.helpers import (
+    aget,
+    close_all,
+    collect_snapshots,
+    connect_db,
+    paddle_path,
+    refused_hello,
+    seated_bots,
+    writes_held,
+)
 
 WAIT = 10.0
 GRACE = 2.0
+RESUME = 3.0  # seconds of the countdown after BACK
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +196,196 @@ async def test_a_local_game_waits_for_its_socket_then_is_interrupted(
     async with asyncio.timeout(GRACE + WAIT):
         while await status() != "interrupted":
             await asyncio.sleep(0.1)
+
+
+# Sockets lost while the game is being stored ---------------------------------
+
+
+def statuses(bot: Bot) -> dict[str, str]:
+    """Each member's status in the latest LOBBY ``bot`` has, by name."""
+    assert bot.lobby is not None
+    return {p["name"]: p["status"] for p in bot.lobby["players"]}
+
+
+async def until_starting(server: ServerProcess, lobby_id: str) -> None:
+    """Wait until the host's START has been taken: the game is being stored."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+            if view["status"] == "starting":
+                return
+            await asyncio.sleep(0.02)
+
+
+async def start_without(
+    server: ServerProcess, lobby_id: str, bots: list[Bot], lost: Bot
+) -> None:
+    """The host starts the game; ``lost`` closes its socket while the game is
+    being stored, and is away from its start. Returns once the others know."""
+    watcher = next(b for b in bots if b is not lost)
+    with writes_held(server.db_path):
+        await bots[0].start()
+        await until_starting(server, lobby_id)
+        await lost.close()
+        await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "joined", WAIT)
+    await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "away", WAIT)
+
+
+async def test_a_socket_lost_while_the_game_starts_is_away_then_forfeits(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api)
+    host, guest = bots
+    heard: list[int] = []  # the kind of every message the host gets
+    host.listener = lambda bot, kind, message: heard.append(kind)
+    try:
+        with writes_held(graceful.db_path):
+            await host.start()
+            await until_starting(graceful, lobby_id)
+            # No way out of a game being started but to be lost from it.
+            await guest.send(protocol.LEAVE)
+            await guest.wait_until(lambda: bool(guest.errors), WAIT)
+            assert [e["code"] for e in guest.errors] == ["lobby_started"]
+            await guest.close()
+            await host.wait_until(lambda: statuses(host)[guest.name] == "joined", WAIT)
+
+        # The game starts with the guest away, so it waits for the guest...
+        await host.wait_until(lambda: host.game is not None, WAIT)
+        await host.wait_until(lambda: statuses(host)[guest.name] == "away", WAIT)
+        since_start = heard[heard.index(protocol.GAME_START) :]
+        told = [k for k in since_start if k in (protocol.AWAY, protocol.LOBBY)]
+        assert told[:2] == [protocol.AWAY, protocol.LOBBY]
+        await asyncio.sleep(0.3)
+        rules = host.game["rules"]
+        assert host.snapshot is not None  # still before the first tick:
+        assert host.snapshot.serve_wait == rules["serve_delay"] * rules["tick_rate"]
+
+        # ... and once the grace is over, the guest has forfeited.
+        result = await host.finished(GRACE + WAIT)
+        assert result["status"] == "finished" and result["winner"] == 0
+        assert result["rounds"][0]["forfeit"] is True
+    finally:
+        await close_all(bots)
+
+
+async def test_a_move_sent_while_round_0_waits_holds_once_it_begins(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api)
+    host, guest = bots
+    seen = collect_snapshots(host)
+    back = Bot(guest.name, guest.token, guest.ws_url, autoplay=False)
+    try:
+        # The guest is away from the start: round 0 waits before its first tick.
+        await start_without(graceful, lobby_id, bots, guest)
+        assert host.game is not None
+        rules = host.game["rules"]
+        middle = rules["field_height"] / 2
+        serve_wait = rules["serve_delay"] * rules["tick_rate"]
+
+        # The host's move is acked, but nothing moves while the round waits.
+        await host.send(protocol.INPUT, 1, -1.0)
+        await host.wait_until(lambda: bool(seen) and seen[-1].left_ack == 1, WAIT)
+        await back.connect()
+        resumed = RESUME + WAIT
+        await host.wait_until(
+            lambda: sum(s.serve_wait < serve_wait for s in seen) >= 40, resumed
+        )
+        waiting = [s for s in seen if s.serve_wait == serve_wait]
+        assert {(s.left_y, s.right_y) for s in waiting} == {(middle, middle)}
+
+        # Round 0's first tick applies it, and it holds from there.
+        played = [s for s in seen if s.serve_wait < serve_wait][:40]
+        assert [s.left_y for s in played] == paddle_path(rules, -1.0, 40)
+        assert {s.right_y for s in played} == {middle}
+    finally:
+        await back.close()
+        await close_all(bots)
+
+
+async def test_a_forfeit_before_round_0_begins_ends_it_then_the_break(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    lobby_id, bots = await seated_bots(api, 4)
+    host, watcher = bots[0], bots[3]
+    heard: list[tuple[int, Any]] = []  # SNAPSHOT (its tick), ROUND_END, ROUND_START
+    watcher.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    try:
+        # The host, seat 0, plays round 0 against seat 3, but is away from
+        # the start: round 0 waits before its first tick until the grace ends.
+        await start_without(graceful, lobby_id, bots, host)
+        assert watcher.game is not None
+        assert watcher.game["rounds"][:2] == [[0, 3], [2, 1]]
+        rules = watcher.game["rules"]
+        tick_rate = rules["tick_rate"]
+        await watcher.wait_until(
+            lambda: watcher.round is not None, GRACE + rules["round_break"] + WAIT
+        )
+    finally:
+        await close_all(bots)
+
+    kinds = [kind for kind, _ in heard]
+    ended = kinds.index(protocol.ROUND_END)
+    started = kinds.index(protocol.ROUND_START)
+    assert heard[ended][1] == {
+        "round": 0,
+        "left": 0,
+        "right": 3,
+        "score": [0, 0],
+        "winner": 3,
+        "forfeit": True,
+    }
+    assert heard[started][1]["round"] == 1
+
+    # Round 0 ends at the grace, with no countdown first...
+    ticks = [tick for kind, tick in heard[:ended] if kind == protocol.SNAPSHOT]
+    waited = ticks[-1] - ticks[0]
+    assert GRACE * tick_rate - 5 <= waited <= (GRACE + 0.5) * tick_rate
+    # ... and the whole break follows before round 1.
+    in_break = kinds[ended:started].count(protocol.SNAPSHOT)
+    assert in_break == rules["round_break"] * tick_rate
+
+
+async def test_a_forfeit_in_the_break_lets_the_break_go_on_at_once(
+    graceful: ServerProcess,
+) -> None:
+    api = Api(graceful.base_url)
+    _, bots = await seated_bots(api, 3, points=1)
+    watcher, leaver = bots[0], bots[1]
+    heard: list[tuple[int, Any]] = []  # SNAPSHOT (its tick), AWAY, ROUND_START...
+    watcher.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    try:
+        await watcher.start()
+        await watcher.wait_until(lambda: watcher.round is not None, WAIT)
+        assert watcher.game is not None
+        assert watcher.game["rounds"] == [[2, 1], [2, 0], [0, 1]]
+        rules = watcher.game["rules"]
+        tick_rate = rules["tick_rate"]
+        # Paddles away from the middle, for a point (and the round) soon.
+        await bots[2].send(protocol.INPUT, 1, 1.0)
+        await leaver.send(protocol.INPUT, 1, -1.0)
+        await leaver.wait_until(lambda: bool(leaver.rounds), 30.0)
+        # Seat 1 drops in the break after its round, which waits for it.
+        drop(leaver)
+        await watcher.wait_until(
+            lambda: watcher.round is not None and watcher.round["round"] == 1,
+            GRACE + rules["round_break"] + WAIT,
+        )
+    finally:
+        await close_all(bots)
+
+    kinds = [kind for kind, _ in heard]
+    ended = kinds.index(protocol.ROUND_END)
+    away = kinds.index(protocol.AWAY)
+    started = kinds.index(protocol.ROUND_START, away)
+    assert ended < away
+    break_ticks = rules["round_break"] * tick_rate
+    left = break_ticks - kinds[ended:away].count(protocol.SNAPSHOT)
+    before = [tick for kind, tick in heard[:away] if kind == protocol.SNAPSHOT]
+    after = [tick for kind, tick in heard[started:] if kind == protocol.SNAPSHOT]
+    # The grace, then the rest of the break: no countdown in between.
+    waited = after[0] - before[-1]
+    assert GRACE * tick_rate + left <= waited <= (GRACE + 0.5) * tick_rate + left

@@ -13,7 +13,6 @@ import itertools
 import math
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import msgpack
 import pytest
@@ -23,7 +22,13 @@ from websockets.exceptions import ConnectionClosed
 from bench.bot import Api, Bot, BotError, Snapshot
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import close_all, insecure_context, seated_bots
+from tests.helpers import (
+    close_all,
+    collect_snapshots,
+    insecure_context,
+    paddle_path,
+    seated_bots,
+)
 
 WAIT = 5.0  # seconds for anything the server does at once or within a few ticks
 
@@ -51,18 +56,6 @@ async def still_open(bot: Bot) -> None:
 
 def codes(bot: Bot) -> list[str]:
     return [e["code"] for e in bot.errors]
-
-
-def collect_snapshots(bot: Bot) -> list[Snapshot]:
-    """Every SNAPSHOT the bot receives from now on, in arrival order."""
-    seen: list[Snapshot] = []
-
-    def listen(b: Bot, kind: int, message: list[Any]) -> None:
-        if kind == protocol.SNAPSHOT:
-            seen.append(Snapshot(*message[1:]))
-
-    bot.listener = listen
-    return seen
 
 
 async def started_game(api: Api, players: int = 2) -> list[Bot]:
@@ -366,6 +359,78 @@ async def test_a_flood_of_inputs_moves_one_step_per_tick(api: Api) -> None:
         assert all(dy <= step * ticks + 1e-3 for dy, ticks in moves)
         assert any(abs(dy - step) < 1e-3 for dy, ticks in moves if ticks == 1)
         assert not host.errors
+    finally:
+        await close_all(bots)
+
+
+# Moves sent before a round's first tick -------------------------------------
+
+SLOW_TICK_RATE = 10  # GAME_START comes up to a tenth of a second before tick 1
+
+
+async def move_at_game_start(api: Api) -> tuple[Bot, list[Snapshot]]:
+    """A game whose host sends a move once GAME_START is in; the host, closed
+    after 8 snapshots, and those snapshots."""
+    _, bots = await seated_bots(api)
+    host = bots[0]  # on the left in round 0
+    seen = collect_snapshots(host)
+    try:
+        await host.start()
+        await host.wait_until(lambda: host.game is not None, WAIT)
+        await host.send(protocol.INPUT, 1, -1.0)
+        await host.wait_until(lambda: len(seen) >= 8, WAIT)
+    finally:
+        await close_all(bots)
+    return host, seen[:8]
+
+
+async def test_a_move_sent_before_round_0_begins_holds(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    slow = server_factory(tls=False, extra=("--tick-rate", str(SLOW_TICK_RATE)))
+    api = Api(slow.base_url)
+    for _ in range(5):
+        host, seen = await move_at_game_start(api)
+        if seen[0].left_ack == 1:
+            break  # the move came before round 0's first tick, as meant here
+    else:
+        pytest.fail("five times, the first tick came before the move did")
+
+    # The first tick applies it, and it holds until the paddle meets the top.
+    assert host.game is not None
+    assert [s.left_y for s in seen] == paddle_path(host.game["rules"], -1.0, 8)
+    assert {s.left_ack for s in seen} == {1}
+    assert not host.errors
+
+
+async def test_a_move_sent_in_the_break_holds_in_the_next_round(api: Api) -> None:
+    _, bots = await seated_bots(api, 3, points=1)
+    try:
+        await bots[0].start()
+        await bots[0].wait_until(lambda: bots[0].round is not None, WAIT)
+        assert bots[0].game is not None
+        rules = bots[0].game["rules"]
+        # Seat 2 plays round 0 against seat 1, then round 1 on the left again.
+        assert bots[0].game["rounds"][:2] == [[2, 1], [2, 0]]
+        both, once = bots[2], bots[1]
+        # Paddles away from the middle, for a point (and the round) soon.
+        await both.send(protocol.INPUT, 1, 1.0)
+        await once.send(protocol.INPUT, 1, -1.0)
+        await both.wait_until(lambda: bool(both.rounds), 30.0)
+
+        seen = collect_snapshots(both)
+        await both.send(protocol.INPUT, 2, -1.0)  # in the break
+        await both.wait_until(
+            lambda: sum(s.round == 1 for s in seen) >= 40, rules["round_break"] + WAIT
+        )
+        assert not both.errors
+        in_break = [s for s in seen if s.round == 0]
+        assert in_break and in_break[-1].left_ack == 2
+
+        # Round 1 starts with the move held: the paddle goes all the way up.
+        round_1 = [s for s in seen if s.round == 1][:40]
+        assert [s.left_y for s in round_1] == paddle_path(rules, -1.0, 40)
+        assert {s.left_ack for s in round_1} == {2}
     finally:
         await close_all(bots)
 

@@ -147,6 +147,13 @@ def test_rules_are_validated() -> None:
 # Forfeits --------------------------------------------------------------------
 
 
+def no_ball_in_play(game: Game) -> bool:
+    """The ball stands at the centre, neither moving nor waiting for a serve."""
+    r, t = game.round, game.tick_rules
+    centred = (r.ball_x, r.ball_y) == (t.field_width / 2, t.field_height / 2)
+    return centred and r.ball_vx == r.ball_vy == 0.0 and r.serve_wait == 0
+
+
 def play_until_a_point(game: Game) -> None:
     while not any(isinstance(e, Scored) for e in game.step(bot_moves(game, set()))):
         pass
@@ -164,6 +171,7 @@ def test_forfeit_mid_round_gives_the_opponent_the_round() -> None:
     assert events == (RoundEnded(result),)
     assert game.results == [result]
     assert game.round.finished
+    assert no_ball_in_play(game)  # as after a round's last point
     assert game.in_break
 
 
@@ -208,19 +216,34 @@ def test_forfeit_ending_the_last_playable_round_ends_the_game_at_once() -> None:
     assert game.forfeit(0) == ()
 
 
+def test_forfeit_before_round_0_begins_ends_it_and_the_break_follows() -> None:
+    game = Game(QUICK, 4, seed=5)
+    assert game.schedule[:2] == [(0, 3), (2, 1)]
+    # Round 0 has had no tick yet, but it is the current round: it ends now.
+    events = game.forfeit(0)
+    assert events == (RoundEnded(RoundResult(0, 0, 3, (0, 0), 3, forfeit=True)),)
+    assert game.round_index == 0
+    assert game.round.finished
+    assert no_ball_in_play(game)
+    assert game.in_break
+    for _ in range(game.tick_rules.round_break_ticks):
+        assert game.step([0.0] * 4) == ()
+    assert game.step([0.0] * 4) == (RoundStarted(1, 2, 1),)
+
+
 def test_forfeit_before_the_first_step_and_by_both_seats() -> None:
     game = Game(QUICK, 3, seed=3)
-    assert game.forfeit(2) == ()  # round 2 (0 v 1) is still playable
-    # Now no round is playable: all are recorded at once.
-    events = game.forfeit(1)
-    assert game.forfeit(1) == ()  # twice is the same as once
+    assert game.forfeit(0) == ()  # not in round 0 (2 v 1), which stays playable
+    # Round 0 ends, and then no round is playable: all are recorded at once.
+    events = game.forfeit(2)
+    assert game.forfeit(2) == ()  # twice is the same as once
     assert [type(e) for e in events] == [RoundEnded] * 3 + [GameEnded]
-    # Round 0 (2 v 1) lost both seats: recorded, won by its left seat.
-    # Round 1 (2 v 0) and round 2 (0 v 1): seat 0 wins.
-    assert [r.winner for r in game.results] == [2, 0, 0]
+    # Round 0 (2 v 1) goes to seat 1. Round 1 (2 v 0) lost both seats:
+    # recorded, won by its left seat. Round 2 (0 v 1): seat 1 wins.
+    assert [r.winner for r in game.results] == [1, 2, 1]
     assert all(r.forfeit and r.score == (0, 0) for r in game.results)
     assert game.finished
-    assert game.winner == 0
+    assert game.winner == 1
     assert game.step([0.0, 0.0, 0.0]) == ()
 
 
