@@ -895,7 +895,11 @@ class LobbyService:
             seat = lobby.game_seats[member.seat]
             if message.seat is not None and message.seat != seat:
                 raise ClientError("forbidden", "a socket moves only its own paddle")
-        if room.finished or not room.submit(seat, message.seq, message.move):
+        if room.finished:
+            # Sent before its sender heard the last point: the input changes
+            # nothing, and GAME_END follows once the game's end is stored.
+            return
+        if not room.submit(seat, message.seq, message.move):
             raise ClientError("not_in_game")
 
     async def leave(self, session: Session) -> None:

@@ -28,6 +28,7 @@ from tests.helpers import (
     insecure_context,
     paddle_path,
     seated_bots,
+    writes_held,
 )
 
 WAIT = 5.0  # seconds for anything the server does at once or within a few ticks
@@ -431,6 +432,37 @@ async def test_a_move_sent_in_the_break_holds_in_the_next_round(api: Api) -> Non
         round_1 = [s for s in seen if s.round == 1][:40]
         assert [s.left_y for s in round_1] == paddle_path(rules, -1.0, 40)
         assert {s.left_ack for s in round_1} == {2}
+    finally:
+        await close_all(bots)
+
+
+async def test_an_input_after_the_last_point_is_ignored_quietly(
+    server: ServerProcess, api: Api
+) -> None:
+    """Inputs in flight when the game ends get no ERROR: none could be avoided."""
+    _, bots = await seated_bots(api, 2, points=1)
+    try:
+        await bots[0].start()
+        served = lambda: bots[0].snapshot is not None and bots[0].snapshot.ball_vx != 0  # noqa: E731
+        await bots[0].wait_until(served, WAIT)
+        snap = bots[0].snapshot
+        assert snap is not None
+        # Both paddles away from where the ball goes: a point within a second.
+        away = -1.0 if snap.ball_vy > 0 else 1.0
+        for bot in bots:
+            await bot.send(protocol.INPUT, 1, away)
+        # Storing the game's end waits while another process holds the
+        # write lock, so the game stays finished and unannounced meanwhile.
+        with writes_held(server.db_path):
+            await bots[0].wait_until(lambda: bool(bots[0].rounds), WAIT)
+            for bot in bots:
+                await bot.send(protocol.INPUT, 2, 0.0)
+            await still_open(bots[0])
+            assert bots[0].result is None  # GAME_END waits for the write
+        for bot in bots:
+            result = await bot.finished(WAIT)
+            assert result["status"] == "finished" and result["saved"]
+            assert bot.errors == []
     finally:
         await close_all(bots)
 
