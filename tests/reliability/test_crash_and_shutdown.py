@@ -6,7 +6,8 @@ game that was running as interrupted (never leave it "running"), close its
 lobby, keep every lobby it had answered for, and hand out no ID twice.
 
 SIGTERM is the operator's stop: running games are stored as interrupted with
-the score of the round in play, their sockets hear GAME_END and then 1001,
+the score of the round in play (none between two rounds: the round that
+ended keeps its result), their sockets hear GAME_END and then 1001,
 sockets that never said HELLO get 1001 too, and the process exits 0 within
 the server's ten-second shutdown budget.
 
@@ -202,6 +203,77 @@ async def test_sigterm_mid_game_interrupts_and_exits_cleanly(
     assert_database_sound(server.db_path)
     said = f"game {game_id} interrupted: server shutting down"
     assert any(said in line for line in server.log)
+    assert server.errors() == []
+
+
+# A tick a second: the moment between the end of a break and the tick that
+# starts the next round lasts a whole second, long enough to act in.
+SLOW_TICK_RATE = 1
+
+
+async def test_sigterm_after_a_break_before_the_next_round(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """At that moment the ended round keeps its result: shutdown stores the
+    game as interrupted without touching it, and a socket that comes back
+    then is not told that the ended round is starting."""
+    server = server_factory(tls=False, extra=("--tick-rate", str(SLOW_TICK_RATE)))
+    api = Api(server.base_url)
+    _, bots = await seated_bots(api, 3, points=1)
+    host = bots[0]
+    heard: list[tuple[int, Any]] = []  # what the host hears: (kind, tick or map)
+    host.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    starts: list[int] = []  # the round of each ROUND_START a late socket hears
+    late = Bot(host.name, host.token, host.ws_url, autoplay=False)
+    late.listener = lambda bot, kind, message: (
+        starts.append(message[1]["round"]) if kind == protocol.ROUND_START else None
+    )
+    try:
+        await host.start()
+        await host.wait_until(lambda: host.game is not None, TIMEOUT)
+        assert host.game is not None
+        assert host.game["rounds"][:2] == [[2, 1], [2, 0]]  # the host watches
+        rules = host.game["rules"]
+        break_ticks = int(rules["round_break"] * rules["tick_rate"])
+        # Paddles away from the middle: round 0's one point comes soon.
+        await bots[2].send(protocol.INPUT, 1, 1.0)
+        await bots[1].send(protocol.INPUT, 1, -1.0)
+        await host.wait_until(lambda: bool(host.rounds), 3 * TIMEOUT)
+
+        def break_over() -> bool:
+            kinds = [kind for kind, _ in heard]
+            after = heard[kinds.index(protocol.ROUND_END) + 1 :]
+            ticks = [tick for kind, tick in after if kind == protocol.SNAPSHOT]
+            return len(ticks) > break_ticks  # the ending tick's, then the break's
+
+        await host.wait_until(break_over, TIMEOUT)
+        await late.connect()  # takes the host's seat, a spectator's
+        server.process.send_signal(signal.SIGTERM)
+        ends = await asyncio.gather(
+            *(bot.finished(TIMEOUT) for bot in (late, *bots[1:]))
+        )
+    finally:
+        await late.close()
+        await close_all(bots)
+    assert await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2) == 0
+
+    # SIGTERM came before round 1 began, and the late socket heard no start.
+    assert bots[1].round is not None and bots[1].round["round"] == 0
+    assert starts == []
+    game_id = ends[0]["game_id"]
+    for end in ends:
+        assert end == {
+            "game_id": game_id,
+            "status": "interrupted",
+            "winner": None,
+            "saved": True,
+        }
+    played = rows(
+        server.db_path, "SELECT * FROM rounds WHERE game_id = ? ORDER BY idx", game_id
+    )
+    assert [r["status"] for r in played] == ["finished", "interrupted", "interrupted"]
+    assert played[0]["winner_seat"] is not None
+    assert sorted([played[0]["left_score"], played[0]["right_score"]]) == [0, 1]
     assert server.errors() == []
 
 
