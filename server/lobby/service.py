@@ -591,7 +591,10 @@ class LobbyService:
         try:
             await self._insert_game(record, ())
         except BaseException:
+            # Nothing was stored: the lobby is open again, as it was, and its
+            # members, who may have seen it starting, hear so.
             lobby.status = OPEN
+            self._broadcast_lobby(lobby)
             raise
 
         room = Room(record.id, "remote", game, [m.name for m in members], self)

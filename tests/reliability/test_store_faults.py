@@ -1,0 +1,115 @@
+"""Writes that fail around a game's start: the lobby stays whole and is told.
+
+The server runs from ``fault_server``: storing a game with a player named
+"unsaved" fails, and so does storing the LEAVE of a member named "stuck",
+each a second after it was asked for. Whatever fails, every member must end
+up seeing the lobby as it is (open, with its seats), the client that asked
+must get a stable error code, and the only ERROR in the log must be the
+failed write's own report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.bot import Api, Bot, everyone_ready
+from server import protocol
+from tests.conftest import ServerProcess
+from tests.helpers import TIMEOUT, aget, close_all, until_starting
+from tests.reliability.fault_server import UNSAVED_NAME
+from tests.reliability.support import rows, start_module
+
+FAULTY = "tests.reliability.fault_server"
+
+
+async def ready_lobby(api: Api, *guests: str) -> tuple[str, list[Bot]]:
+    """A lobby hosted by "host" with ``guests``, all connected and ready.
+
+    Returns once every bot has heard the LOBBY that says so, so that any
+    LOBBY heard later is news.
+    """
+    created = await api.post(
+        "/api/create_lobby/", {"host": "host", "max_players": len(guests) + 1}
+    )
+    seats = [created]
+    for name in guests:
+        body = {"lobby_id": created["lobby_id"], "guest_name": name}
+        seats.append(await api.post("/api/join_lobby/", body))
+    bots = [Bot(s["name"], s["token"], s["ws_url"], autoplay=False) for s in seats]
+    for bot in bots:
+        await bot.connect()
+        if bot is not bots[0]:
+            await bot.ready()
+    for bot in bots:
+        await all_ready(bot, len(bots))
+    return created["lobby_id"], bots
+
+
+async def all_ready(bot: Bot, players: int) -> None:
+    await bot.wait_until(lambda: everyone_ready(bot.lobby, players), TIMEOUT)
+
+
+def lobby_statuses(bot: Bot) -> list[str]:
+    """The status of every LOBBY ``bot`` hears from now on; takes its listener."""
+    heard: list[str] = []
+
+    def listen(b: Bot, kind: int, message: list[Any]) -> None:
+        if kind == protocol.LOBBY:
+            heard.append(message[1]["status"])
+
+    bot.listener = listen
+    return heard
+
+
+async def hears_a_lobby(bot: Bot, statuses: list[str]) -> None:
+    await bot.wait_until(lambda: bool(statuses), TIMEOUT)
+
+
+def codes(bot: Bot) -> list[str]:
+    return [e["code"] for e in bot.errors]
+
+
+def only_the_write_failed(server: ServerProcess, what: str) -> None:
+    """The log's ERRORs are one report of the injected write failure."""
+    errors = server.errors()
+    assert len(errors) == 2, errors
+    assert "message handling failed" in errors[0]
+    assert errors[1].startswith("Traceback")
+    assert any(
+        "StoreError" in line and what in line and "injected fault" in line
+        for line in server.log
+    )
+
+
+async def test_a_game_that_cannot_be_stored_opens_the_lobby_again(
+    tmp_path: Path,
+) -> None:
+    server = start_module(FAULTY, tmp_path, tls=False)
+    api = Api(server.base_url)
+    try:
+        lobby_id, bots = await ready_lobby(api, UNSAVED_NAME)
+        host = bots[0]
+        heard = [lobby_statuses(bot) for bot in bots]
+        await host.start()
+        await until_starting(server.base_url, lobby_id)
+
+        # Every member hears that the lobby is open again; the host why.
+        for bot, statuses in zip(bots, heard, strict=True):
+            await hears_a_lobby(bot, statuses)
+            assert statuses == ["open"]
+        await host.wait_until(lambda: bool(host.errors), TIMEOUT)
+        assert codes(host) == ["internal_error"]
+        assert codes(bots[1]) == []
+        assert host.lobby is not None
+        assert everyone_ready(host.lobby, 2) and host.lobby["game_id"] is None
+        assert not any(bot.closed for bot in bots)
+        _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+        assert view["status"] == "open"
+    finally:
+        await close_all(bots)
+    assert server.stop() == 0
+    assert rows(server.db_path, "SELECT id FROM games") == []
+    (lobby,) = rows(server.db_path, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
+    assert lobby["status"] == "open"
+    only_the_write_failed(server, "create game")
