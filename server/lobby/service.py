@@ -908,8 +908,9 @@ class LobbyService:
     async def leave(self, session: Session) -> None:
         """The player gives up the seat; the token stops working.
 
-        The seat is freed in memory at once (so no second LEAVE or START can
-        use it), stored, and only then acknowledged with close 4005.
+        The seat is freed in memory at once (so no second LEAVE can use it),
+        stored, and only then acknowledged with close 4005. Until the write
+        has settled the lobby cannot start: if it fails the seat comes back.
         """
         lobby, member = self._seat(session)
         await self._give_up(lobby, member)
@@ -939,6 +940,7 @@ class LobbyService:
             self._drop(lobby)
 
         now = time.time()
+        lobby.leaving += 1
         try:
             await self.store.remove_member(lobby.id, member.player_id, now)
             if closed:
@@ -950,6 +952,8 @@ class LobbyService:
             # Not stored: the player keeps the seat it asked to give up.
             self._restore_member(lobby, member, closed, was_host)
             raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
+        finally:
+            lobby.leaving -= 1
 
         if member.endpoint is not None:
             member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")

@@ -10,6 +10,7 @@ failed write's own report.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from bench.bot import Api, Bot, everyone_ready
 from server import protocol
 from tests.conftest import ServerProcess
 from tests.helpers import TIMEOUT, aget, close_all, until_starting
-from tests.reliability.fault_server import UNSAVED_NAME
+from tests.reliability.fault_server import STUCK_NAME, UNSAVED_NAME
 from tests.reliability.support import rows, start_module
 
 FAULTY = "tests.reliability.fault_server"
@@ -73,9 +74,9 @@ def codes(bot: Bot) -> list[str]:
 def only_the_write_failed(server: ServerProcess, what: str) -> None:
     """The log's ERRORs are one report of the injected write failure."""
     errors = server.errors()
-    assert len(errors) == 2, errors
-    assert "message handling failed" in errors[0]
-    assert errors[1].startswith("Traceback")
+    assert len(errors) >= 2, errors  # the report, then its traceback(s)
+    assert " ERROR " in errors[0] and "message handling failed" in errors[0]
+    assert all(line.startswith("Traceback") for line in errors[1:]), errors
     assert any(
         "StoreError" in line and what in line and "injected fault" in line
         for line in server.log
@@ -113,3 +114,55 @@ async def test_a_game_that_cannot_be_stored_opens_the_lobby_again(
     (lobby,) = rows(server.db_path, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
     assert lobby["status"] == "open"
     only_the_write_failed(server, "create game")
+
+
+async def test_a_start_waits_for_no_leave_that_may_yet_fail(tmp_path: Path) -> None:
+    """A LEAVE being stored keeps START from building the game without it.
+
+    The seat is freed in memory before the write, so a START meanwhile would
+    leave it out of the game; if the write then failed, the seat would come
+    back to a lobby whose game has no place for it.
+    """
+    server = start_module(FAULTY, tmp_path, tls=False)
+    api = Api(server.base_url)
+    back: Bot | None = None
+    try:
+        lobby_id, bots = await ready_lobby(api, "guest", STUCK_NAME)
+        host, stuck = bots[0], bots[2]
+        await stuck.send(protocol.LEAVE)
+        async with asyncio.timeout(TIMEOUT):
+            while True:  # the seat is freed in memory, its write in flight
+                _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+                if STUCK_NAME not in {p["name"] for p in view["players"]}:
+                    break
+                await asyncio.sleep(0.02)
+        await host.start()
+
+        # The leave is not stored: the member keeps its seat and its token.
+        await stuck.wait_until(lambda: bool(stuck.errors), TIMEOUT)
+        assert codes(stuck) == ["internal_error"]
+        back = Bot(STUCK_NAME, stuck.token, stuck.ws_url, autoplay=False)
+        await back.connect()
+        assert back.welcome is not None and back.game is None
+        assert not back.errors and not back.closed
+
+        # The START was refused while the leave could still go either way.
+        await host.wait_until(lambda: bool(host.errors), TIMEOUT)
+        assert codes(host) == ["not_ready"]
+        assert host.game is None
+        await back.ready()
+        await host.wait_until(lambda: everyone_ready(host.lobby, 3), TIMEOUT)
+        await host.start()
+        await back.wait_until(
+            lambda: back is not None and back.game is not None, TIMEOUT
+        )
+        assert back.seats == [2]
+        assert host.game is not None and len(host.game["players"]) == 3
+        assert not back.errors
+    finally:
+        if back is not None:
+            await back.close()
+        await close_all(bots)
+    assert server.stop() == 0
+    only_the_write_failed(server, f"from {lobby_id}")
+    assert not any("KeyError" in line for line in server.log)
