@@ -9,7 +9,8 @@ SIGTERM is the operator's stop: running games are stored as interrupted with
 the score of the round in play (none between two rounds: the round that
 ended keeps its result), their sockets hear GAME_END and then 1001,
 sockets that never said HELLO get 1001 too, and the process exits 0 within
-the server's ten-second shutdown budget.
+the server's ten-second shutdown budget. A game still being stored when the
+signal comes is waited for and interrupted the same way.
 
 A connection opened before the stop may still send requests while the
 server waits for close frames: it gets 503 shutting_down, and nothing is
@@ -41,7 +42,14 @@ from websockets.exceptions import ConnectionClosed
 from bench.bot import Api, Bot, run_lobby_game
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import TIMEOUT, close_all, get, seated_bots
+from tests.helpers import (
+    TIMEOUT,
+    close_all,
+    get,
+    seated_bots,
+    until_starting,
+    writes_held,
+)
 from tests.reliability.support import (
     CHURN_FLAGS,
     LobbyChurn,
@@ -203,6 +211,47 @@ async def test_sigterm_mid_game_interrupts_and_exits_cleanly(
     assert_database_sound(server.db_path)
     said = f"game {game_id} interrupted: server shutting down"
     assert any(said in line for line in server.log)
+    assert server.errors() == []
+
+
+async def test_sigterm_while_a_game_is_being_stored(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """A START whose game is being written at SIGTERM is waited for: the game,
+    once stored, is interrupted like any other at shutdown, not left
+    "running" for the next start to find."""
+    server = server_factory(tls=False)
+    api = Api(server.base_url)
+    lobby_id, bots = await seated_bots(api)
+    try:
+        # Another process holds the write lock (the server waits up to its
+        # five-second busy timeout), so the game stays "starting" until then.
+        with writes_held(server.db_path):
+            await bots[0].start()
+            await until_starting(server.base_url, lobby_id)
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)
+        ends = await asyncio.gather(*(b.finished(TIMEOUT) for b in bots))
+    finally:
+        await close_all(bots)
+    code = await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2)
+    assert code == 0 and time.monotonic() - began < SHUTDOWN_BUDGET
+
+    game_id = ends[0]["game_id"]
+    expected = {"game_id": game_id, "status": "interrupted", "winner": None}
+    for bot, end in zip(bots, ends, strict=True):
+        assert end == {**expected, "saved": True}
+        assert bot.close_code == protocol.CLOSE_GOING_AWAY
+        assert bot.errors == []
+    db = server.db_path
+    (game,) = rows(db, "SELECT * FROM games WHERE lobby_id = ?", lobby_id)
+    assert game["id"] == game_id and game["status"] == "interrupted"
+    played = rows(db, "SELECT status FROM rounds WHERE game_id = ?", game_id)
+    assert [r["status"] for r in played] == ["interrupted"]
+    (lobby,) = rows(db, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
+    assert lobby["status"] == "closed"
+    assert_database_sound(db)
     assert server.errors() == []
 
 

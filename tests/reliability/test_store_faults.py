@@ -11,6 +11,8 @@ failed write's own report.
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tests.reliability.fault_server import STUCK_NAME, UNSAVED_NAME
 from tests.reliability.support import rows, start_module
 
 FAULTY = "tests.reliability.fault_server"
+SHUTDOWN_BUDGET = 10.0  # seconds; app.py's SHUTDOWN_TIMEOUT
 
 
 async def ready_lobby(api: Api, *guests: str) -> tuple[str, list[Bot]]:
@@ -166,3 +169,35 @@ async def test_a_start_waits_for_no_leave_that_may_yet_fail(tmp_path: Path) -> N
     assert server.stop() == 0
     only_the_write_failed(server, f"from {lobby_id}")
     assert not any("KeyError" in line for line in server.log)
+
+
+async def test_sigterm_while_a_game_that_cannot_be_stored_is_being_stored(
+    tmp_path: Path,
+) -> None:
+    """Shutdown waits for the start to fail, then closes the open lobby's
+    sockets as it closes any lobby's; nothing is left half-started."""
+    server = start_module(FAULTY, tmp_path, tls=False)
+    api = Api(server.base_url)
+    try:
+        lobby_id, bots = await ready_lobby(api, UNSAVED_NAME)
+        host = bots[0]
+        heard = [lobby_statuses(bot) for bot in bots]
+        await host.start()
+        await until_starting(server.base_url, lobby_id)
+        began = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        for bot in bots:
+            assert await bot.wait_closed(TIMEOUT) == protocol.CLOSE_GOING_AWAY
+    finally:
+        await close_all(bots)
+    code = await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2)
+    assert code == 0 and time.monotonic() - began < SHUTDOWN_BUDGET
+
+    # The start failed before the sockets closed, and every member heard so.
+    assert codes(host) == ["internal_error"]
+    assert heard == [["open"], ["open"]]
+    assert all(bot.game is None and bot.result is None for bot in bots)
+    assert rows(server.db_path, "SELECT id FROM games") == []
+    (lobby,) = rows(server.db_path, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
+    assert lobby["status"] == "open"
+    only_the_write_failed(server, "create game")
