@@ -198,6 +198,16 @@ def writes_held(db_path: Path) -> Iterator[None]:
         conn.close()
 
 
+async def until_starting(base_url: str, lobby_id: str) -> None:
+    """Wait until the host's START has been taken: the game is being stored."""
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            _, view = await aget(base_url, f"/api/lobby/{lobby_id}/")
+            if view["status"] == "starting":
+                return
+            await asyncio.sleep(0.02)
+
+
 def wait_for(predicate: Any, timeout: float = TIMEOUT, what: str = "") -> None:
     """Poll a condition another process makes true, such as a row landing."""
     deadline = time.monotonic() + timeout

@@ -7,8 +7,9 @@ Theory of operation. A lobby is a small state machine:
 While *open*, players take seats over HTTP (create makes the host's seat,
 join the others), connect one socket per seat, and say ready or not ready.
 The host may start once every member is connected and every member but the
-host is ready (the host's start counts as the host's ready). Seats are
-numbered in join order; the host is the lowest seat still held.
+host is ready (the host's start counts as the host's ready), and no seat
+given up is still being stored. Seats are numbered in join order; the host
+is the lowest seat still held.
 
 This module holds plain state and rules only: it sends nothing, stores
 nothing and never awaits. ``server.lobby.service`` applies each change to the
@@ -71,6 +72,9 @@ class Lobby:
     # The client address that created it, counted against
     # max_lobbies_per_address while the lobby is held; None if not known.
     creator: str | None = None
+    # Seats given up (LEAVE) and gone from ``members`` whose removal is still
+    # being stored; until it is, the seat may come back.
+    leaving: int = 0
 
     # Seats and names --------------------------------------------------------
 
@@ -129,6 +133,10 @@ class Lobby:
             raise ClientError("lobby_started")
         if len(self.members) < 2:
             raise ClientError("too_few_players")
+        if self.leaving:
+            # A game built now would have no place for the seat if its
+            # removal then failed to be stored and it came back.
+            raise ClientError("not_ready", "a member's leave is being stored")
         for m in self.members.values():
             if m.endpoint is None or not (m.ready or m.seat == by_seat):
                 raise ClientError("not_ready")

@@ -182,6 +182,8 @@ class LobbyService:
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
         self._sweeper: asyncio.TimerHandle | None = None
+        self._closing = False  # close has begun: no more starts
+        self._starting: set[asyncio.Future[None]] = set()  # starts in flight
         self._creating = 0  # lobby creations awaiting their write
         # Lobbies held (and creations awaiting their write) per creating
         # address. An address is a key only while it holds one, so the table
@@ -200,10 +202,19 @@ class LobbyService:
         self._arm_sweep()
 
     async def close(self) -> None:
-        """Interrupt running games, store them, close every socket."""
+        """Interrupt running games, store them, close every socket.
+
+        No START is taken from here on. One in flight, its game being
+        stored, is waited for first: if the game is stored it is then
+        interrupted with the others (GAME_END, then 1001), and if not its
+        lobby, open again, closes its sockets with every other lobby's.
+        """
+        self._closing = True
         self.scheduler.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._starting:
+            await asyncio.gather(*self._starting)
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
         for local in list(self._waiting_local.values()):
@@ -580,8 +591,22 @@ class LobbyService:
         raise ClientError(no_seat, detail)
 
     async def _start_lobby_game(self, lobby: Lobby, by: Member) -> Room:
+        if self._closing:
+            raise ClientError("shutting_down")
         lobby.check_startable(by.seat)
         lobby.status = STARTING
+        # Shutdown waits for the start to settle (see close), so that a game
+        # stored meanwhile ends as interrupted, not left "running".
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._starting.add(settled)
+        try:
+            return await self._store_and_start(lobby)
+        finally:
+            self._starting.discard(settled)
+            settled.set_result(None)
+
+    async def _store_and_start(self, lobby: Lobby) -> Room:
+        """Store the starting lobby's game, then start it; OPEN again if not."""
         members = sorted(lobby.members.values(), key=lambda m: m.seat)
         now = time.time()
         players = [PlayerRecord(m.player_id, "guest", m.name, now) for m in members]
@@ -591,7 +616,10 @@ class LobbyService:
         try:
             await self._insert_game(record, ())
         except BaseException:
+            # Nothing was stored: the lobby is open again, as it was, and its
+            # members, who may have seen it starting, hear so.
             lobby.status = OPEN
+            self._broadcast_lobby(lobby)
             raise
 
         room = Room(record.id, "remote", game, [m.name for m in members], self)
@@ -905,8 +933,9 @@ class LobbyService:
     async def leave(self, session: Session) -> None:
         """The player gives up the seat; the token stops working.
 
-        The seat is freed in memory at once (so no second LEAVE or START can
-        use it), stored, and only then acknowledged with close 4005.
+        The seat is freed in memory at once (so no second LEAVE can use it),
+        stored, and only then acknowledged with close 4005. Until the write
+        has settled the lobby cannot start: if it fails the seat comes back.
         """
         lobby, member = self._seat(session)
         await self._give_up(lobby, member)
@@ -936,6 +965,7 @@ class LobbyService:
             self._drop(lobby)
 
         now = time.time()
+        lobby.leaving += 1
         try:
             await self.store.remove_member(lobby.id, member.player_id, now)
             if closed:
@@ -947,6 +977,8 @@ class LobbyService:
             # Not stored: the player keeps the seat it asked to give up.
             self._restore_member(lobby, member, closed, was_host)
             raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
+        finally:
+            lobby.leaving -= 1
 
         if member.endpoint is not None:
             member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")

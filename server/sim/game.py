@@ -9,10 +9,12 @@ always in one of four phases:
   plays the round's first tick, all in that one step.
 - in a round: the step is the round's step, its events passed through. When
   the round ends the game records a ``RoundResult`` and emits ``RoundEnded``.
-- in the break (``in_break``): ``round_break_ticks`` steps in which nothing
-  moves. ``round_index`` and ``round`` still show the round just ended, so
-  events from the step that ended it, and views drawn during the break, read
-  against the round they belong to.
+- in the break (``in_break``): from the step that ends a round until the
+  step that starts the next, which comes after ``round_break_ticks`` steps
+  in which nothing moves. ``round_index`` and ``round`` still show the
+  round just ended, so events from the step that ended it, and views drawn
+  during the break, read against the round they belong to; that round is
+  over, and no round is in play until the next one starts.
 - finished: after the last round ``GameEnded`` names the winner, and steps do
   nothing.
 
@@ -95,10 +97,10 @@ class Game:
         self.tick += 1
 
         if self.in_break:
-            self._break_left -= 1
-            if self._break_left <= 0:
-                self.in_break = False
-            return _NOTHING
+            if self._break_left > 0:
+                self._break_left -= 1
+                return _NOTHING
+            self.in_break = False
 
         if self._due is not None:
             events = self._start_due_round(self._due)
@@ -177,7 +179,7 @@ class Game:
             return ended + self._forfeit_from(following)[0]
         self._due = following
         self._break_left = self.tick_rules.round_break_ticks
-        self.in_break = self._break_left > 0
+        self.in_break = True
         return ended
 
     def _forfeit_from(self, index: int) -> tuple[tuple[object, ...], int]:

@@ -85,6 +85,20 @@ def test_a_lone_host_cannot_start() -> None:
     assert few.value.code == "too_few_players"
 
 
+def test_no_start_while_a_leave_is_being_stored() -> None:
+    lobby = lobby_with("a", "b", "c")
+    for m in lobby.members.values():
+        m.endpoint = Socket()
+        m.ready = True
+    lobby.remove(2)
+    lobby.leaving = 1  # c's removal is being written, and may yet fail
+    with pytest.raises(ClientError) as leaving:
+        lobby.check_startable(0)
+    assert leaving.value.code == "not_ready"
+    lobby.leaving = 0
+    lobby.check_startable(0)
+
+
 def test_view_shows_statuses() -> None:
     lobby = lobby_with("a", "b", "c")
     lobby.members[0].endpoint = Socket()

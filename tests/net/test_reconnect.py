@@ -20,6 +20,7 @@ from tests.helpers import (
     paddle_path,
     refused_hello,
     seated_bots,
+    until_starting,
     writes_held,
 )
 
@@ -207,16 +208,6 @@ def statuses(bot: Bot) -> dict[str, str]:
     return {p["name"]: p["status"] for p in bot.lobby["players"]}
 
 
-async def until_starting(server: ServerProcess, lobby_id: str) -> None:
-    """Wait until the host's START has been taken: the game is being stored."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
-            if view["status"] == "starting":
-                return
-            await asyncio.sleep(0.02)
-
-
 async def start_without(
     server: ServerProcess, lobby_id: str, bots: list[Bot], lost: Bot
 ) -> None:
@@ -225,7 +216,7 @@ async def start_without(
     watcher = next(b for b in bots if b is not lost)
     with writes_held(server.db_path):
         await bots[0].start()
-        await until_starting(server, lobby_id)
+        await until_starting(server.base_url, lobby_id)
         await lost.close()
         await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "joined", WAIT)
     await watcher.wait_until(lambda: statuses(watcher)[lost.name] == "away", WAIT)
@@ -242,7 +233,7 @@ async def test_a_socket_lost_while_the_game_starts_is_away_then_forfeits(
     try:
         with writes_held(graceful.db_path):
             await host.start()
-            await until_starting(graceful, lobby_id)
+            await until_starting(graceful.base_url, lobby_id)
             # No way out of a game being started but to be lost from it.
             await guest.send(protocol.LEAVE)
             await guest.wait_until(lambda: bool(guest.errors), WAIT)

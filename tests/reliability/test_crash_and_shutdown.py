@@ -6,9 +6,11 @@ game that was running as interrupted (never leave it "running"), close its
 lobby, keep every lobby it had answered for, and hand out no ID twice.
 
 SIGTERM is the operator's stop: running games are stored as interrupted with
-the score of the round in play, their sockets hear GAME_END and then 1001,
+the score of the round in play (none between two rounds: the round that
+ended keeps its result), their sockets hear GAME_END and then 1001,
 sockets that never said HELLO get 1001 too, and the process exits 0 within
-the server's ten-second shutdown budget.
+the server's ten-second shutdown budget. A game still being stored when the
+signal comes is waited for and interrupted the same way.
 
 A connection opened before the stop may still send requests while the
 server waits for close frames: it gets 503 shutting_down, and nothing is
@@ -40,7 +42,14 @@ from websockets.exceptions import ConnectionClosed
 from bench.bot import Api, Bot, run_lobby_game
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import TIMEOUT, close_all, get, seated_bots
+from tests.helpers import (
+    TIMEOUT,
+    close_all,
+    get,
+    seated_bots,
+    until_starting,
+    writes_held,
+)
 from tests.reliability.support import (
     CHURN_FLAGS,
     LobbyChurn,
@@ -202,6 +211,118 @@ async def test_sigterm_mid_game_interrupts_and_exits_cleanly(
     assert_database_sound(server.db_path)
     said = f"game {game_id} interrupted: server shutting down"
     assert any(said in line for line in server.log)
+    assert server.errors() == []
+
+
+async def test_sigterm_while_a_game_is_being_stored(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """A START whose game is being written at SIGTERM is waited for: the game,
+    once stored, is interrupted like any other at shutdown, not left
+    "running" for the next start to find."""
+    server = server_factory(tls=False)
+    api = Api(server.base_url)
+    lobby_id, bots = await seated_bots(api)
+    try:
+        # Another process holds the write lock (the server waits up to its
+        # five-second busy timeout), so the game stays "starting" until then.
+        with writes_held(server.db_path):
+            await bots[0].start()
+            await until_starting(server.base_url, lobby_id)
+            began = time.monotonic()
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)
+        ends = await asyncio.gather(*(b.finished(TIMEOUT) for b in bots))
+    finally:
+        await close_all(bots)
+    code = await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2)
+    assert code == 0 and time.monotonic() - began < SHUTDOWN_BUDGET
+
+    game_id = ends[0]["game_id"]
+    expected = {"game_id": game_id, "status": "interrupted", "winner": None}
+    for bot, end in zip(bots, ends, strict=True):
+        assert end == {**expected, "saved": True}
+        assert bot.close_code == protocol.CLOSE_GOING_AWAY
+        assert bot.errors == []
+    db = server.db_path
+    (game,) = rows(db, "SELECT * FROM games WHERE lobby_id = ?", lobby_id)
+    assert game["id"] == game_id and game["status"] == "interrupted"
+    played = rows(db, "SELECT status FROM rounds WHERE game_id = ?", game_id)
+    assert [r["status"] for r in played] == ["interrupted"]
+    (lobby,) = rows(db, "SELECT * FROM lobbies WHERE id = ?", lobby_id)
+    assert lobby["status"] == "closed"
+    assert_database_sound(db)
+    assert server.errors() == []
+
+
+# A tick a second: the moment between the end of a break and the tick that
+# starts the next round lasts a whole second, long enough to act in.
+SLOW_TICK_RATE = 1
+
+
+async def test_sigterm_after_a_break_before_the_next_round(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """At that moment the ended round keeps its result: shutdown stores the
+    game as interrupted without touching it, and a socket that comes back
+    then is not told that the ended round is starting."""
+    server = server_factory(tls=False, extra=("--tick-rate", str(SLOW_TICK_RATE)))
+    api = Api(server.base_url)
+    _, bots = await seated_bots(api, 3, points=1)
+    host = bots[0]
+    heard: list[tuple[int, Any]] = []  # what the host hears: (kind, tick or map)
+    host.listener = lambda bot, kind, message: heard.append((kind, message[1]))
+    starts: list[int] = []  # the round of each ROUND_START a late socket hears
+    late = Bot(host.name, host.token, host.ws_url, autoplay=False)
+    late.listener = lambda bot, kind, message: (
+        starts.append(message[1]["round"]) if kind == protocol.ROUND_START else None
+    )
+    try:
+        await host.start()
+        await host.wait_until(lambda: host.game is not None, TIMEOUT)
+        assert host.game is not None
+        assert host.game["rounds"][:2] == [[2, 1], [2, 0]]  # the host watches
+        rules = host.game["rules"]
+        break_ticks = int(rules["round_break"] * rules["tick_rate"])
+        # Paddles away from the middle: round 0's one point comes soon.
+        await bots[2].send(protocol.INPUT, 1, 1.0)
+        await bots[1].send(protocol.INPUT, 1, -1.0)
+        await host.wait_until(lambda: bool(host.rounds), 3 * TIMEOUT)
+
+        def break_over() -> bool:
+            kinds = [kind for kind, _ in heard]
+            after = heard[kinds.index(protocol.ROUND_END) + 1 :]
+            ticks = [tick for kind, tick in after if kind == protocol.SNAPSHOT]
+            return len(ticks) > break_ticks  # the ending tick's, then the break's
+
+        await host.wait_until(break_over, TIMEOUT)
+        await late.connect()  # takes the host's seat, a spectator's
+        server.process.send_signal(signal.SIGTERM)
+        ends = await asyncio.gather(
+            *(bot.finished(TIMEOUT) for bot in (late, *bots[1:]))
+        )
+    finally:
+        await late.close()
+        await close_all(bots)
+    assert await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET + 2) == 0
+
+    # SIGTERM came before round 1 began, and the late socket heard no start.
+    assert bots[1].round is not None and bots[1].round["round"] == 0
+    assert starts == []
+    game_id = ends[0]["game_id"]
+    for end in ends:
+        assert end == {
+            "game_id": game_id,
+            "status": "interrupted",
+            "winner": None,
+            "saved": True,
+        }
+    played = rows(
+        server.db_path, "SELECT * FROM rounds WHERE game_id = ? ORDER BY idx", game_id
+    )
+    assert [r["status"] for r in played] == ["finished", "interrupted", "interrupted"]
+    assert played[0]["winner_seat"] is not None
+    assert sorted([played[0]["left_score"], played[0]["right_score"]]) == [0, 1]
     assert server.errors() == []
 
 
