@@ -8,6 +8,7 @@ Paths are matched with or without their trailing slash.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -192,6 +193,9 @@ class Router:
             token = bearer_token(request)
             result = await service.start_remote(token, lobby_id, user)
             return json_response(201, result)
+        if _names_a_key_twice(request.body):
+            # orjson keeps the last of two equal keys: a player would vanish.
+            raise ClientError("invalid_field", "a field is given twice")
         names = local_players(body)
         result = await service.start_local(
             names, int_field(body, "points_to_win"), request.address
@@ -354,6 +358,22 @@ class Router:
         )
 
 
+def _names_a_key_twice(raw: bytes) -> bool:
+    """Whether the JSON in ``raw``, already parsed once, repeats a key."""
+    repeated = False
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        nonlocal repeated
+        repeated = repeated or len({k for k, _ in items}) != len(items)
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:  # what orjson took and json does not, such as huge ints
+        return False
+    return repeated
+
+
 def local_players(body: dict[str, Any]) -> list[str]:
     """Names from ``{"player-1": ..., "player-2": ...}``, in number order.
 
@@ -369,7 +389,8 @@ def local_players(body: dict[str, Any]) -> list[str]:
         # which int() refuses or reads as a number the client did not write.
         plain = number.isascii() and number.isdigit() and len(number) <= 3
         if number == key or not plain or number.startswith("0"):
-            raise ClientError("invalid_field", f"unexpected field {key[:32]!r}")
+            # The detail is ours: a client's key is not echoed back.
+            raise ClientError("invalid_field", "fields are player-1 .. player-N")
         if not isinstance(value, str):
             raise ClientError("invalid_field", f"{key} must be a string")
         numbered[int(number)] = value

@@ -39,6 +39,8 @@ PLAYER_SUPERSCRIPT = '{"player-1": "a", "player-2": "b", "player-\u00b2": "c"}'.
 PLAYER_FULLWIDTH = (
     '{"player-1": "a", "player-2": "b", "player-3": "c", "player-\uff13": "d"}'
 ).encode()
+# orjson keeps the last of two equal keys; "b" would vanish.
+PLAYER_TWICE = b'{"player-1": "a", "player-2": "b", "player-2": "c"}'
 # Past int()'s 4300-digit limit for str.
 PLAYER_HUGE = ('{"player-1": "a", "player-' + "9" * 5000 + '": "b"}').encode()
 
@@ -179,6 +181,7 @@ SHAPE_ERRORS = [
     ),
     ("start_fullwidth_number", "POST", START, PLAYER_FULLWIDTH, JSON, "invalid_field"),
     ("start_huge_number", "POST", START, PLAYER_HUGE, JSON, "invalid_field"),
+    ("start_player_twice", "POST", START, PLAYER_TWICE, JSON, "invalid_field"),
     ("unknown_lobby", "GET", "/api/lobby/ZZZZZZZZZZ/", None, {}, "unknown_lobby"),
     ("unknown_game", "GET", "/api/game/ZZZZZZZZZZZZ/", None, {}, "unknown_game"),
     ("unknown_path", "GET", "/api/nothing-here/", None, {}, "not_found"),
