@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 import unicodedata
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -182,8 +183,9 @@ class LobbyService:
         self._local_tokens: dict[str, bytes] = {}  # local game id -> token hash
         self._waiting_local: dict[str, LocalGame] = {}  # no socket yet, by id
         self._sweeper: asyncio.TimerHandle | None = None
-        self._closing = False  # close has begun: no more starts
-        self._starting: set[asyncio.Future[None]] = set()  # starts in flight
+        self._closing = False  # close has begun: no more starts or leaves
+        # Starts and leaves whose writes are in flight; close waits for them.
+        self._in_flight: set[asyncio.Future[None]] = set()
         self._creating = 0  # lobby creations awaiting their write
         # Lobbies held (and creations awaiting their write) per creating
         # address. An address is a key only while it holds one, so the table
@@ -204,17 +206,19 @@ class LobbyService:
     async def close(self) -> None:
         """Interrupt running games, store them, close every socket.
 
-        No START is taken from here on. One in flight, its game being
-        stored, is waited for first: if the game is stored it is then
-        interrupted with the others (GAME_END, then 1001), and if not its
-        lobby, open again, closes its sockets with every other lobby's.
+        No START or LEAVE is taken from here on. One in flight, being
+        stored, is waited for first. A game stored then is interrupted with
+        the others (GAME_END, then 1001); a lobby whose game was not stored,
+        open again, closes its sockets with every other lobby's. A leave
+        stored then is acknowledged as always (4005), so a socket told 1001
+        still holds its seat.
         """
         self._closing = True
         self.scheduler.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self._starting:
-            await asyncio.gather(*self._starting)
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight)
         for room in list(self.rooms.values()):
             self._interrupt(room, "server shutting down", protocol.CLOSE_GOING_AWAY)
         for local in list(self._waiting_local.values()):
@@ -597,12 +601,18 @@ class LobbyService:
         lobby.status = STARTING
         # Shutdown waits for the start to settle (see close), so that a game
         # stored meanwhile ends as interrupted, not left "running".
-        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._starting.add(settled)
-        try:
+        with self._awaited_at_close():
             return await self._store_and_start(lobby)
+
+    @contextlib.contextmanager
+    def _awaited_at_close(self) -> Iterator[None]:
+        """``close`` waits until the block has ended, whichever way it ends."""
+        settled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._in_flight.add(settled)
+        try:
+            yield
         finally:
-            self._starting.discard(settled)
+            self._in_flight.discard(settled)
             settled.set_result(None)
 
     async def _store_and_start(self, lobby: Lobby) -> Room:
@@ -951,6 +961,8 @@ class LobbyService:
         return {"lobby_id": lobby.id, "seat": member.seat, "left": True}
 
     async def _give_up(self, lobby: Lobby, member: Member) -> None:
+        if self._closing:
+            raise ClientError("shutting_down")
         if lobby.status != OPEN:
             raise ClientError("lobby_started")
         guests_may_host = self.config.guests_may_host
@@ -964,40 +976,44 @@ class LobbyService:
             lobby.status = CLOSED
             self._drop(lobby)
 
-        now = time.time()
-        lobby.leaving += 1
-        try:
-            await self.store.remove_member(lobby.id, member.player_id, now)
-            if closed:
-                await self.store.set_lobby_status(lobby.id, CLOSED, now)
-            else:
-                host = lobby.members[lobby.host_seat]
-                await self.store.set_lobby_host(lobby.id, host.player_id)
-        except Exception as exc:
-            # Not stored: the player keeps the seat it asked to give up.
-            self._restore_member(lobby, member, closed, was_host)
-            raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
-        finally:
-            lobby.leaving -= 1
+        # Shutdown waits for the leave to settle (see close): a stored one is
+        # acknowledged with 4005 before any socket is told 1001.
+        with self._awaited_at_close():
+            now = time.time()
+            lobby.leaving += 1
+            try:
+                await self.store.remove_member(lobby.id, member.player_id, now)
+                if closed:
+                    await self.store.set_lobby_status(lobby.id, CLOSED, now)
+                else:
+                    host = lobby.members[lobby.host_seat]
+                    await self.store.set_lobby_host(lobby.id, host.player_id)
+            except Exception as exc:
+                # Not stored: the player keeps the seat it asked to give up.
+                self._restore_member(lobby, member, closed, was_host)
+                raise InternalError(f"lobby {lobby.id}: leave not stored") from exc
+            finally:
+                lobby.leaving -= 1
 
-        if member.endpoint is not None:
-            member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")
-            member.endpoint = None
-        if emptied:
-            logger.info("lobby %s closed: everyone left", lobby.id)
-            return
-        if closed:
-            self._void_seats(lobby, "no host left")
-            logger.info("lobby %s closed: no user left to host it", lobby.id)
-            return
-        if not lobby.endpoints():
-            lobby.idle_since = time.monotonic()
-        self._broadcast_lobby(lobby)
+            if member.endpoint is not None:
+                member.endpoint.close(protocol.CLOSE_LEFT, "left the lobby")
+                member.endpoint = None
+            if emptied:
+                logger.info("lobby %s closed: everyone left", lobby.id)
+                return
+            if closed:
+                self._void_seats(lobby, "no host left")
+                logger.info("lobby %s closed: no user left to host it", lobby.id)
+                return
+            if not lobby.endpoints():
+                lobby.idle_since = time.monotonic()
+            self._broadcast_lobby(lobby)
 
     async def _give_up_absent(self, lobby: Lobby, member: Member) -> None:
         # Still so once this task runs: no START, no socket, no LEAVE since.
         seated = lobby.members.get(member.seat) is member
-        if lobby.status == OPEN and seated and member.endpoint is None:
+        away = seated and member.endpoint is None
+        if lobby.status == OPEN and away and not self._closing:
             await self._give_up(lobby, member)
 
     def _restore_member(

@@ -409,3 +409,40 @@ def test_requests_on_open_connections_are_refused_once_stopping(
     assert server.process.wait(SHUTDOWN_BUDGET + 2) == 0
     assert rows(server.db_path, "SELECT id FROM lobbies") == []
     assert server.errors() == []
+
+
+async def test_a_leave_being_stored_at_sigterm_is_acknowledged_first(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """A socket told 1001 may reconnect: so its LEAVE must not be stored.
+
+    Shutdown waits for a leave in flight; the leave is stored, its socket
+    gets 4005 as always, and only the others get 1001.
+    """
+    server = server_factory(tls=False)
+    api = api_for(server)
+    lobby_id, (host, guest) = await seated_bots(api, 2)
+    try:
+        with writes_held(server.db_path):  # the leave's write waits here
+            await guest.send(protocol.LEAVE)
+            async with asyncio.timeout(TIMEOUT):
+                while True:  # the seat is freed in memory, its write waiting
+                    _, view = get(server.base_url, f"/api/lobby/{lobby_id}/")
+                    if len(view["players"]) == 1:
+                        break
+                    await asyncio.sleep(0.02)
+            server.process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            assert not guest.closed and not host.closed  # shutdown waits
+        assert await guest.wait_closed(TIMEOUT) == protocol.CLOSE_LEFT
+        assert await host.wait_closed(TIMEOUT) == protocol.CLOSE_GOING_AWAY
+    finally:
+        await close_all([host, guest])
+    assert await asyncio.to_thread(server.process.wait, SHUTDOWN_BUDGET) == 0
+    members = rows(
+        server.db_path,
+        "SELECT name FROM lobby_members WHERE lobby_id = ? AND left_at IS NULL",
+        lobby_id,
+    )
+    assert [m["name"] for m in members] == [host.name]
+    assert server.errors() == []
