@@ -564,10 +564,13 @@ class LobbyService:
     def _void_seats(self, lobby: Lobby, reason: str) -> None:
         """A closed lobby's tokens stop working; its sockets close with 4011."""
         for seated in lobby.members.values():
-            self._tokens.pop(seated.token_hash, None)
-            if seated.endpoint is not None:
-                seated.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, reason)
-                seated.endpoint = None
+            self._void_seat(seated, reason)
+
+    def _void_seat(self, member: Member, reason: str) -> None:
+        self._tokens.pop(member.token_hash, None)
+        if member.endpoint is not None:
+            member.endpoint.close(protocol.CLOSE_LOBBY_CLOSED, reason)
+            member.endpoint = None
 
     async def _acting_member(
         self,
@@ -989,6 +992,12 @@ class LobbyService:
                     host = lobby.members[lobby.host_seat]
                     await self.store.set_lobby_host(lobby.id, host.player_id)
             except Exception as exc:
+                if lobby.status == CLOSED and not closed:
+                    # The lobby closed meanwhile (its host, or the last other
+                    # member leaving): the seat goes with it, stored or not.
+                    logger.warning("lobby %s: leave not stored", lobby.id)
+                    self._void_seat(member, "lobby closed")
+                    return
                 # Not stored: the player keeps the seat it asked to give up.
                 self._restore_member(lobby, member, closed, was_host)
                 raise InternalError(f"lobby {lobby.id}: leave not stored") from exc

@@ -19,7 +19,7 @@ from typing import Any
 from bench.bot import Api, Bot, everyone_ready
 from server import protocol
 from tests.conftest import ServerProcess
-from tests.helpers import TIMEOUT, aget, close_all, until_starting
+from tests.helpers import TIMEOUT, aget, close_all, refused_hello, until_starting
 from tests.reliability.fault_server import STUCK_NAME, UNSAVED_NAME
 from tests.reliability.support import rows, start_module
 
@@ -169,6 +169,38 @@ async def test_a_start_waits_for_no_leave_that_may_yet_fail(tmp_path: Path) -> N
     assert server.stop() == 0
     only_the_write_failed(server, f"from {lobby_id}")
     assert not any("KeyError" in line for line in server.log)
+
+
+async def test_a_leave_that_fails_in_a_lobby_closed_meanwhile_voids_the_seat(
+    tmp_path: Path,
+) -> None:
+    """The seat goes with the lobby: no token left open on a closed lobby."""
+    server = start_module(FAULTY, tmp_path, tls=False)
+    api = Api(server.base_url)
+    try:
+        lobby_id, bots = await ready_lobby(api, "guest", STUCK_NAME)
+        host, stuck = bots[0], bots[2]
+        await stuck.send(protocol.LEAVE)
+        async with asyncio.timeout(TIMEOUT):
+            while True:  # the seat is freed in memory, its write in flight
+                _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+                if STUCK_NAME not in {p["name"] for p in view["players"]}:
+                    break
+                await asyncio.sleep(0.02)
+        closing = {"lobby_id": lobby_id}
+        await api.post("/api/close_lobby/", closing, host.token)
+        assert await bots[1].wait_closed(TIMEOUT) == protocol.CLOSE_LOBBY_CLOSED
+
+        # The leave then fails to be stored: the seat is void all the same.
+        assert await stuck.wait_closed(TIMEOUT) == protocol.CLOSE_LOBBY_CLOSED
+        assert codes(stuck) == []
+        back = await refused_hello(stuck.token, stuck.ws_url)
+        assert back.close_code == protocol.CLOSE_INVALID_TOKEN
+    finally:
+        await close_all(bots)
+    assert server.stop() == 0
+    assert server.errors() == []
+    assert any("leave not stored" in line for line in server.log)
 
 
 async def test_sigterm_while_a_game_that_cannot_be_stored_is_being_stored(
