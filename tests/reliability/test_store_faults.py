@@ -70,6 +70,18 @@ async def hears_a_lobby(bot: Bot, statuses: list[str]) -> None:
     await bot.wait_until(lambda: bool(statuses), TIMEOUT)
 
 
+async def leave_in_flight(server: ServerProcess, lobby_id: str, stuck: Bot) -> None:
+    """``stuck`` sends LEAVE; returns once its seat is freed in memory, while
+    the write that will fail is still in flight."""
+    await stuck.send(protocol.LEAVE)
+    async with asyncio.timeout(TIMEOUT):
+        while True:
+            _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
+            if STUCK_NAME not in {p["name"] for p in view["players"]}:
+                return
+            await asyncio.sleep(0.02)
+
+
 def codes(bot: Bot) -> list[str]:
     return [e["code"] for e in bot.errors]
 
@@ -132,13 +144,7 @@ async def test_a_start_waits_for_no_leave_that_may_yet_fail(tmp_path: Path) -> N
     try:
         lobby_id, bots = await ready_lobby(api, "guest", STUCK_NAME)
         host, stuck = bots[0], bots[2]
-        await stuck.send(protocol.LEAVE)
-        async with asyncio.timeout(TIMEOUT):
-            while True:  # the seat is freed in memory, its write in flight
-                _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
-                if STUCK_NAME not in {p["name"] for p in view["players"]}:
-                    break
-                await asyncio.sleep(0.02)
+        await leave_in_flight(server, lobby_id, stuck)
         await host.start()
 
         # The leave is not stored: the member keeps its seat and its token.
@@ -180,13 +186,7 @@ async def test_a_leave_that_fails_in_a_lobby_closed_meanwhile_voids_the_seat(
     try:
         lobby_id, bots = await ready_lobby(api, "guest", STUCK_NAME)
         host, stuck = bots[0], bots[2]
-        await stuck.send(protocol.LEAVE)
-        async with asyncio.timeout(TIMEOUT):
-            while True:  # the seat is freed in memory, its write in flight
-                _, view = await aget(server.base_url, f"/api/lobby/{lobby_id}/")
-                if STUCK_NAME not in {p["name"] for p in view["players"]}:
-                    break
-                await asyncio.sleep(0.02)
+        await leave_in_flight(server, lobby_id, stuck)
         closing = {"lobby_id": lobby_id}
         await api.post("/api/close_lobby/", closing, host.token)
         assert await bots[1].wait_closed(TIMEOUT) == protocol.CLOSE_LOBBY_CLOSED
