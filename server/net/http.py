@@ -130,6 +130,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self._raw = bytearray()  # the current request's bytes, for an upgrade
+        self._line_seen = False  # its request line is whole and was checked
         self._url = bytearray()
         self._headers: dict[str, str] = {}
         self._header_count = 0
@@ -169,6 +170,9 @@ class HttpConnection(asyncio.Protocol):
         if self._closing:
             return
         self._raw += data
+        if not self._line_seen and not self._request_line_has_version():
+            self._fail(ClientError("bad_request", "HTTP/1.0 or HTTP/1.1 only"))
+            return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -182,6 +186,20 @@ class HttpConnection(asyncio.Protocol):
                 self._fail(ClientError("internal_error"))
         except httptools.HttpParserError:
             self._fail(ClientError("bad_request"))
+
+    def _request_line_has_version(self) -> bool:
+        """False for a whole request line without " HTTP/": HTTP/0.9.
+
+        llhttp would wait for headers that an HTTP/0.9 client never sends,
+        until the request timeout; such a line is refused as soon as it is
+        whole. The other checks of the line are the parser's.
+        """
+        raw = self._raw.lstrip(b"\r\n")  # blank lines before a request
+        end = raw.find(b"\r\n", 0, self.context.config.max_header)
+        if end < 0:
+            return True
+        self._line_seen = True
+        return b" HTTP/" in raw[:end]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.context.metrics.connections -= 1

@@ -286,6 +286,7 @@ RAW_ERRORS = [
     ("garbage", lambda: b"\x00\x01\xfe NOT HTTP AT ALL\r\n\r\n", "bad_request"),
     ("bad_version", lambda: b"GET / HTTP/9.Z\r\n\r\n", "bad_request"),
     ("no_version", lambda: b"GET /\r\n\r\n", "bad_request"),
+    ("http_0_9", lambda: b"GET /\r\n", "bad_request"),  # one line, nothing after
 ]
 
 
