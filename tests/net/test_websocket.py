@@ -443,8 +443,10 @@ async def test_an_input_after_the_last_point_is_ignored_quietly(
     _, bots = await seated_bots(api, 2, points=1)
     try:
         await bots[0].start()
-        served = lambda: bots[0].snapshot is not None and bots[0].snapshot.ball_vx != 0  # noqa: E731
-        await bots[0].wait_until(served, WAIT)
+        host = bots[0]
+        await host.wait_until(
+            lambda: bool(host.snapshot and host.snapshot.ball_vx), WAIT
+        )
         snap = bots[0].snapshot
         assert snap is not None
         # Both paddles away from where the ball goes: a point within a second.

@@ -70,6 +70,19 @@ async def hears_a_lobby(bot: Bot, statuses: list[str]) -> None:
     await bot.wait_until(lambda: bool(statuses), TIMEOUT)
 
 
+async def starting_unsaved(
+    server: ServerProcess,
+) -> tuple[str, list[Bot], list[list[str]]]:
+    """A ready lobby with a member named "unsaved", started: its game's write
+    is in flight and will fail. Also the LOBBY statuses each bot hears from
+    the START on."""
+    lobby_id, bots = await ready_lobby(Api(server.base_url), UNSAVED_NAME)
+    heard = [lobby_statuses(bot) for bot in bots]
+    await bots[0].start()
+    await until_starting(server.base_url, lobby_id)
+    return lobby_id, bots, heard
+
+
 async def leave_in_flight(server: ServerProcess, lobby_id: str, stuck: Bot) -> None:
     """``stuck`` sends LEAVE; returns once its seat is freed in memory, while
     the write that will fail is still in flight."""
@@ -102,13 +115,10 @@ async def test_a_game_that_cannot_be_stored_opens_the_lobby_again(
     tmp_path: Path,
 ) -> None:
     server = start_module(FAULTY, tmp_path, tls=False)
-    api = Api(server.base_url)
+    bots: list[Bot] = []
     try:
-        lobby_id, bots = await ready_lobby(api, UNSAVED_NAME)
+        lobby_id, bots, heard = await starting_unsaved(server)
         host = bots[0]
-        heard = [lobby_statuses(bot) for bot in bots]
-        await host.start()
-        await until_starting(server.base_url, lobby_id)
 
         # Every member hears that the lobby is open again; the host why.
         for bot, statuses in zip(bots, heard, strict=True):
@@ -209,13 +219,10 @@ async def test_sigterm_while_a_game_that_cannot_be_stored_is_being_stored(
     """Shutdown waits for the start to fail, then closes the open lobby's
     sockets as it closes any lobby's; nothing is left half-started."""
     server = start_module(FAULTY, tmp_path, tls=False)
-    api = Api(server.base_url)
+    bots: list[Bot] = []
     try:
-        lobby_id, bots = await ready_lobby(api, UNSAVED_NAME)
+        lobby_id, bots, heard = await starting_unsaved(server)
         host = bots[0]
-        heard = [lobby_statuses(bot) for bot in bots]
-        await host.start()
-        await until_starting(server.base_url, lobby_id)
         began = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         for bot in bots:
