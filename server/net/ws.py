@@ -169,7 +169,7 @@ class WebSocketSession:
     def data_received(self, data: bytes) -> None:
         self._heard_at = self._loop.time()
         self._pinged = False
-        if self.session is not None and not self._reader_buffer:
+        if self._open and self.session is not None and not self._reader_buffer:
             data = self._take_small_frames(data)
             if not data:
                 return
@@ -203,8 +203,13 @@ class WebSocketSession:
             metrics.bytes_in += length
             self._on_message(apply_mask(data[start:stop], data[i + 2 : start]))
             i = stop
-            if self._lost or not self._open:
+            if self._lost:
                 return b""
+            if not self._open:
+                # We have sent our close: the rest goes to the protocol
+                # object, which takes the peer's close frame from it; no
+                # other frame is acted on (_handle_events).
+                break
         return data[i:] if i else data
 
     def _handle_events(self) -> None:

@@ -30,7 +30,7 @@ from bench.bot import Api, Bot
 from server import protocol
 from server.net.reader import READ_LIMIT
 from tests.conftest import ServerProcess, start_server
-from tests.helpers import aget, close_all, seated_bots
+from tests.helpers import aget, close_all, post, seated_bots
 from tests.net.test_reconnect import Heard, drop
 from tests.net.test_websocket import (
     collect_snapshots,
@@ -363,5 +363,31 @@ def test_shutdown_waits_for_a_late_close_answer(
         sock.settimeout(WAIT)
         sock.sendall(close_frame(protocol.CLOSE_GOING_AWAY))
         assert sock.recv(1) == b""  # then it ends TCP
+    assert server.stop() == 0
+    assert server.errors() == []
+
+
+def test_a_close_answer_behind_a_message_in_one_read_is_heard(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """After our close, a message and the close answer read together: the
+    answer must end the connection at once, not after the close timeout."""
+    server = server_factory(tls=False, extra=CLOCK)
+    created = post(server.base_url, "/api/create_lobby/", {"host": "h"})[1]
+    sock = raw_websocket(server.base_url)
+    with sock:
+        sock.sendall(client_frame(msgpack.packb([protocol.HELLO, created["token"]])))
+        time.sleep(3 * PERIOD)  # past HELLO: the tick reads it now
+        sock.sendall(client_frame(b"\xc1") * 11)  # closed 4003 at the 11th
+        received = b""
+        sock.settimeout(WAIT)
+        while b"\x88" not in received:
+            received += sock.recv(65536)
+        ping = client_frame(msgpack.packb([protocol.PING, 1.0]))
+        sock.sendall(ping + close_frame(protocol.CLOSE_PROTOCOL))  # one write
+        answered = time.monotonic()
+        while sock.recv(65536):
+            pass
+        assert time.monotonic() - answered < 1.0  # the close timeout is 3 s
     assert server.stop() == 0
     assert server.errors() == []
