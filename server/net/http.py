@@ -124,6 +124,7 @@ class HttpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._counted = False  # holds a place in context.per_address
+        self._in_request = False  # a request begun and not yet whole
         self.address = "?"  # the TCP peer's; see the module's docstring
         self._limit_key = "?"  # what the connection cap counts it under
         self._reset()
@@ -195,7 +196,7 @@ class HttpConnection(asyncio.Protocol):
         whole. The other checks of the line are the parser's.
         """
         raw = self._raw.lstrip(b"\r\n")  # blank lines before a request
-        end = raw.find(b"\r\n", 0, self.context.config.max_header)
+        end = raw.find(b"\n", 0, self.context.config.max_header)
         if end < 0:
             return True
         self._line_seen = True
@@ -223,6 +224,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         # A client that trickles its headers or body is cut off at the
         # deadline, whatever its pace: each slow connection holds a buffer.
+        self._in_request = True
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
@@ -274,6 +276,7 @@ class HttpConnection(asyncio.Protocol):
             raise ClientError("body_too_large")
 
     def on_message_complete(self) -> None:
+        self._in_request = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -373,6 +376,8 @@ class HttpConnection(asyncio.Protocol):
         self._enqueue(error)
 
     def _arm_idle_timer(self) -> None:
+        if self._in_request:
+            return  # the next request, begun already, keeps its deadline
         if self._timer is not None:
             self._timer.cancel()
         loop = asyncio.get_running_loop()
@@ -414,7 +419,7 @@ class HttpConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        raw = bytes(self._raw)
+        raw = bytes(self._raw).lstrip(b"\r\n")  # blank lines before it
         self._raw = bytearray()
         if not raw.startswith(b"GET "):
             # The upgrade came in the same read as an earlier request, whose

@@ -287,6 +287,7 @@ RAW_ERRORS = [
     ("bad_version", lambda: b"GET / HTTP/9.Z\r\n\r\n", "bad_request"),
     ("no_version", lambda: b"GET /\r\n\r\n", "bad_request"),
     ("http_0_9", lambda: b"GET /\r\n", "bad_request"),  # one line, nothing after
+    ("http_0_9_lf", lambda: b"GET /\n", "bad_request"),
 ]
 
 
@@ -322,6 +323,12 @@ def test_non_tls_bytes_on_the_tls_port_are_dropped(server: ServerProcess) -> Non
     raw, closed = raw_exchange(plain, b"GET /api/health/ HTTP/1.1\r\n\r\n")
     assert closed
     assert b"HTTP/1.1 200" not in raw
+
+
+def test_a_blank_line_before_an_upgrade_is_ignored(server: ServerProcess) -> None:
+    upgrade = _post_upgrade().replace(b"POST ", b"GET ", 1)
+    raw, _ = raw_exchange(server.base_url, b"\r\n" + upgrade)
+    assert raw.startswith(b"HTTP/1.1 101"), raw[:80]
 
 
 def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None:

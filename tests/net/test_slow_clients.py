@@ -71,6 +71,22 @@ def test_a_trickled_body_is_cut_off_too(
     assert get(server.base_url, "/api/health/")[1]["open_lobbies"] == 0
 
 
+def test_a_partial_request_behind_a_whole_one_keeps_its_deadline(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(tls=False, extra=("--request-timeout", "1"))
+    began = time.monotonic()
+    with raw_socket(server.base_url) as sock:
+        # One write: a whole request, then the start of the next. Answering
+        # the first must not trade the second's deadline for the 30 s idle one.
+        sock.sendall(b"GET /api/health/ HTTP/1.1\r\nHost: x\r\n\r\nGET /api/he")
+        answer = read_all(sock)
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200")
+    assert b"HTTP/1.1 408" in rest
+    assert time.monotonic() - began < 4
+
+
 def test_normal_requests_stay_fast_beside_many_slow_connections(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
